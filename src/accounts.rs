@@ -1,0 +1,542 @@
+//! Accounts and sessions: the rules behind `/auth/*`, `/sessions` and the
+//! profile, independent of HTTP.
+//!
+//! Every revocation goes through [`Accounts::revoked`] after the store has
+//! it, so an access token of a revoked session fails on the very next
+//! request without a database read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use parley_actors::domain::{
+    AuditId, Email, Password, Role, SessionId, UserId, UserStatus, Username,
+};
+use parley_actors::store::{
+    NewAuditEntry, NewRefreshToken, NewSession, NewUser, RefreshOutcome, Session, Store, User,
+};
+use serde_json::{Value, json};
+
+use crate::auth::tokens::{TokenError, hash_refresh_token, new_refresh_token};
+use crate::auth::{PasswordHasher, RevokedSessions, TokenKeys, UnknownLoginGuard};
+use crate::config::Settings;
+use crate::http::error::ApiError;
+use crate::http::extract::{AuthUser, ClientInfo};
+use crate::telemetry;
+
+/// Tokens handed to a client after register, login or refresh.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub user: User,
+    pub session_id: SessionId,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+}
+
+/// The account service.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    hasher: PasswordHasher,
+    keys: TokenKeys,
+    revoked: RevokedSessions,
+    unknown_logins: UnknownLoginGuard,
+    max_failures: u32,
+    lockout: Duration,
+    refresh_ttl: Duration,
+}
+
+fn later(d: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Accounts {
+    /// Builds the service; `revoked` must already hold the store's recent
+    /// revocations (see [`RevokedSessions::load`]).
+    pub fn new(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        hasher: PasswordHasher,
+        keys: TokenKeys,
+        revoked: RevokedSessions,
+    ) -> Self {
+        let lockout = Duration::from_secs(settings.login_lockout_secs);
+        Self {
+            store,
+            hasher,
+            keys,
+            revoked,
+            unknown_logins: UnknownLoginGuard::new(settings.login_max_failures, lockout),
+            max_failures: settings.login_max_failures,
+            lockout,
+            refresh_ttl: Duration::from_secs(settings.refresh_token_ttl_secs),
+        }
+    }
+
+    /// The in-memory revocation view.
+    pub fn revoked(&self) -> &RevokedSessions {
+        &self.revoked
+    }
+
+    /// Periodic upkeep: prune the in-memory views.
+    pub fn prune(&self) {
+        self.revoked.prune(self.keys.ttl());
+        self.unknown_logins.prune();
+    }
+
+    /// Checks an access token: signature, expiry, issuer, audience, and that
+    /// its session has not been revoked.
+    pub fn authenticate(&self, token: &str) -> Result<AuthUser, ApiError> {
+        let claims = self.keys.verify(token).map_err(|e| {
+            let reason = match e {
+                TokenError::Expired => "expired",
+                TokenError::Invalid(_) => "invalid",
+            };
+            metrics::counter!(telemetry::AUTH_FAILURES, "reason" => reason).increment(1);
+            ApiError::InvalidToken(match e {
+                TokenError::Expired => "access token has expired",
+                TokenError::Invalid(_) => "access token is invalid",
+            })
+        })?;
+        if self.revoked.contains(&claims.sid) {
+            metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "revoked").increment(1);
+            return Err(ApiError::InvalidToken("session has been revoked"));
+        }
+        Ok(AuthUser {
+            user_id: claims.sub,
+            username: claims.username,
+            role: claims.role,
+            session_id: claims.sid,
+        })
+    }
+
+    async fn audit(
+        &self,
+        action: &str,
+        actor: Option<UserId>,
+        target: Option<(&str, String)>,
+        client: &ClientInfo,
+        details: Value,
+    ) {
+        let (target_type, target_id) =
+            target.map_or((None, None), |(t, id)| (Some(t.to_owned()), Some(id)));
+        let entry = NewAuditEntry {
+            id: AuditId::new(),
+            at: Utc::now(),
+            actor_id: actor,
+            action: action.to_owned(),
+            target_type,
+            target_id,
+            ip: client.ip,
+            user_agent: client.user_agent.clone(),
+            request_id: client.request_id.clone(),
+            details,
+        };
+        if let Err(e) = self.store.create_audit_entry(entry).await {
+            tracing::error!(error = %e, action, "could not write audit entry");
+        }
+    }
+
+    async fn open_session(&self, user: User, client: &ClientInfo) -> Result<Issued, ApiError> {
+        let now = Utc::now();
+        let session_id = SessionId::new();
+        let refresh_token = new_refresh_token();
+        self.store
+            .create_session(
+                NewSession {
+                    id: session_id,
+                    user_id: user.id,
+                    user_agent: client.user_agent.clone(),
+                    ip: client.ip,
+                    created_at: now,
+                },
+                NewRefreshToken {
+                    token_hash: hash_refresh_token(&refresh_token),
+                    session_id,
+                    created_at: now,
+                    expires_at: later(self.refresh_ttl),
+                },
+            )
+            .await?;
+        self.issue(user, session_id, refresh_token)
+    }
+
+    fn issue(
+        &self,
+        user: User,
+        session_id: SessionId,
+        refresh_token: String,
+    ) -> Result<Issued, ApiError> {
+        let access_token = self
+            .keys
+            .issue(user.id, user.username.as_str(), user.role, session_id)
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+        Ok(Issued {
+            user,
+            session_id,
+            access_token,
+            refresh_token,
+            expires_in: self.keys.ttl().as_secs(),
+        })
+    }
+
+    /// Creates an account (validating every field at once) and its first
+    /// session.
+    pub async fn register(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<Issued, ApiError> {
+        let mut fields = serde_json::Map::new();
+        let mut check = |field: &str, result: Result<(), parley_actors::domain::Invalid>| {
+            if let Err(e) = result {
+                fields.insert(
+                    field.to_owned(),
+                    json!({"code": e.code, "message": e.message}),
+                );
+            }
+        };
+        let username_v = Username::parse(username);
+        let email_v = Email::parse(email);
+        let password_v = Password::parse(password);
+        check(
+            "username",
+            username_v.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        check("email", email_v.as_ref().map(|_| ()).map_err(Clone::clone));
+        check(
+            "password",
+            password_v.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        let (Ok(username), Ok(email), Ok(password)) = (username_v, email_v, password_v) else {
+            return Err(ApiError::Validation { fields });
+        };
+        let user = self
+            .create_user(username, email, &password, Role::User)
+            .await?;
+        self.audit(
+            "register",
+            Some(user.id),
+            Some(("user", user.id.to_string())),
+            client,
+            json!({}),
+        )
+        .await;
+        self.open_session(user, client).await
+    }
+
+    /// Creates an account without a session (the CLI's `user create`).
+    pub async fn create_user(
+        &self,
+        username: Username,
+        email: Email,
+        password: &Password,
+        role: Role,
+    ) -> Result<User, ApiError> {
+        let password_hash = self.hasher.hash(password.expose()).await?;
+        Ok(self
+            .store
+            .create_user(NewUser {
+                id: UserId::new(),
+                username,
+                email,
+                password_hash,
+                role,
+                created_at: Utc::now(),
+            })
+            .await?)
+    }
+
+    /// Logs in by username or email.
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<Issued, ApiError> {
+        let login = login.trim().to_lowercase();
+        let user = self.store.user_by_login(&login).await?;
+        let Some(user) = user else {
+            if let Some(left) = self.unknown_logins.locked_for(&login) {
+                return Err(ApiError::AccountLocked { retry_after: left });
+            }
+            // Same work as a wrong password, so timing does not tell.
+            self.hasher.verify(password, None).await?;
+            metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "invalid_credentials")
+                .increment(1);
+            if self.unknown_logins.record_failure(&login) {
+                metrics::counter!(telemetry::LOCKOUTS).increment(1);
+            }
+            self.audit(
+                "login_failed",
+                None,
+                Some(("login", login.clone())),
+                client,
+                json!({}),
+            )
+            .await;
+            return Err(ApiError::InvalidCredentials);
+        };
+        let now = Utc::now();
+        if let Some(until) = user.locked_until.filter(|until| *until > now) {
+            metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "locked").increment(1);
+            let left = (until - now).to_std().unwrap_or(Duration::from_secs(1));
+            return Err(ApiError::AccountLocked { retry_after: left });
+        }
+        if !self
+            .hasher
+            .verify(password, Some(&user.password_hash))
+            .await?
+        {
+            metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "invalid_credentials")
+                .increment(1);
+            let failure = self
+                .store
+                .record_login_failure(user.id, self.max_failures, later(self.lockout))
+                .await?;
+            self.audit(
+                "login_failed",
+                None,
+                Some(("user", user.id.to_string())),
+                client,
+                json!({}),
+            )
+            .await;
+            if let Some(until) = failure.locked_until {
+                metrics::counter!(telemetry::LOCKOUTS).increment(1);
+                self.audit(
+                    "lockout",
+                    None,
+                    Some(("user", user.id.to_string())),
+                    client,
+                    json!({"locked_until": until.to_rfc3339()}),
+                )
+                .await;
+            }
+            return Err(ApiError::InvalidCredentials);
+        }
+        match user.status {
+            UserStatus::Active => {}
+            UserStatus::Suspended => return Err(ApiError::AccountSuspended),
+            UserStatus::Banned => return Err(ApiError::AccountBanned),
+        }
+        if user.failed_logins > 0 || user.locked_until.is_some() {
+            self.store.clear_login_failures(user.id).await?;
+        }
+        self.audit(
+            "login",
+            Some(user.id),
+            Some(("user", user.id.to_string())),
+            client,
+            json!({}),
+        )
+        .await;
+        self.open_session(user, client).await
+    }
+
+    /// Spends a refresh token for a new pair. A token presented twice
+    /// revokes its whole session.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> Result<Issued, ApiError> {
+        let now = Utc::now();
+        let replacement = new_refresh_token();
+        let outcome = self
+            .store
+            .rotate_refresh_token(
+                &hash_refresh_token(refresh_token),
+                NewRefreshToken {
+                    token_hash: hash_refresh_token(&replacement),
+                    // Ignored by the store: the token's own session is used.
+                    session_id: SessionId::new(),
+                    created_at: now,
+                    expires_at: later(self.refresh_ttl),
+                },
+                now,
+            )
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated { session } => {
+                let user = self
+                    .store
+                    .user_by_id(session.user_id)
+                    .await?
+                    .ok_or(ApiError::InvalidRefreshToken)?;
+                if user.status != UserStatus::Active {
+                    self.revoke(session.id, "suspended").await?;
+                    return Err(match user.status {
+                        UserStatus::Banned => ApiError::AccountBanned,
+                        _ => ApiError::AccountSuspended,
+                    });
+                }
+                self.issue(user, session.id, replacement)
+            }
+            RefreshOutcome::Reused {
+                session_id,
+                user_id,
+            } => {
+                self.revoked.insert(session_id);
+                metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "refresh_reuse")
+                    .increment(1);
+                tracing::warn!(%session_id, %user_id, "refresh token reused; session revoked");
+                self.audit(
+                    "refresh_reuse",
+                    Some(user_id),
+                    Some(("session", session_id.to_string())),
+                    client,
+                    json!({"reason": "a spent refresh token was presented again"}),
+                )
+                .await;
+                Err(ApiError::InvalidRefreshToken)
+            }
+            RefreshOutcome::Dead | RefreshOutcome::Unknown => {
+                metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "invalid_refresh_token")
+                    .increment(1);
+                Err(ApiError::InvalidRefreshToken)
+            }
+        }
+    }
+
+    async fn revoke(&self, session: SessionId, reason: &str) -> Result<bool, ApiError> {
+        let revoked = self
+            .store
+            .revoke_session(session, reason, Utc::now())
+            .await?;
+        self.revoked.insert(session);
+        Ok(revoked)
+    }
+
+    /// Ends the caller's session.
+    pub async fn logout(&self, auth: &AuthUser, client: &ClientInfo) -> Result<(), ApiError> {
+        self.revoke(auth.session_id, "logout").await?;
+        self.audit(
+            "logout",
+            Some(auth.user_id),
+            Some(("session", auth.session_id.to_string())),
+            client,
+            json!({}),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Changes the password and revokes every other session; returns how
+    /// many were revoked.
+    pub async fn change_password(
+        &self,
+        auth: &AuthUser,
+        current: &str,
+        new: &str,
+        client: &ClientInfo,
+    ) -> Result<usize, ApiError> {
+        let new =
+            Password::parse(new).map_err(|e| ApiError::field("new_password", e.code, e.message))?;
+        let user = self
+            .store
+            .user_by_id(auth.user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        if !self
+            .hasher
+            .verify(current, Some(&user.password_hash))
+            .await?
+        {
+            metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "invalid_password")
+                .increment(1);
+            return Err(ApiError::InvalidPassword);
+        }
+        let hash = self.hasher.hash(new.expose()).await?;
+        self.store
+            .update_password_hash(user.id, &hash, Utc::now())
+            .await?;
+        let revoked = self.revoke_others(auth, "password_change").await?;
+        self.audit(
+            "password_change",
+            Some(user.id),
+            Some(("user", user.id.to_string())),
+            client,
+            json!({"revoked_sessions": revoked}),
+        )
+        .await;
+        Ok(revoked)
+    }
+
+    async fn revoke_others(&self, auth: &AuthUser, reason: &str) -> Result<usize, ApiError> {
+        let ids = self
+            .store
+            .revoke_user_sessions(auth.user_id, Some(auth.session_id), reason, Utc::now())
+            .await?;
+        for id in &ids {
+            self.revoked.insert(*id);
+        }
+        Ok(ids.len())
+    }
+
+    /// The caller's live sessions, newest first.
+    pub async fn sessions(
+        &self,
+        auth: &AuthUser,
+        after: Option<SessionId>,
+        limit: u32,
+    ) -> Result<Vec<Session>, ApiError> {
+        Ok(self
+            .store
+            .list_live_sessions(auth.user_id, after, limit)
+            .await?)
+    }
+
+    /// Revokes one of the caller's sessions (404 when it is not theirs).
+    pub async fn revoke_session(
+        &self,
+        auth: &AuthUser,
+        session: SessionId,
+        client: &ClientInfo,
+    ) -> Result<(), ApiError> {
+        let found = self.store.session_by_id(session).await?;
+        match found {
+            Some(s) if s.user_id == auth.user_id && s.revoked_at.is_none() => {}
+            _ => return Err(ApiError::NotFound),
+        }
+        self.revoke(session, "revoked").await?;
+        self.audit(
+            "session_revoke",
+            Some(auth.user_id),
+            Some(("session", session.to_string())),
+            client,
+            json!({}),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Revokes every session of the caller but the current one.
+    pub async fn revoke_other_sessions(
+        &self,
+        auth: &AuthUser,
+        client: &ClientInfo,
+    ) -> Result<usize, ApiError> {
+        let revoked = self.revoke_others(auth, "revoked").await?;
+        self.audit(
+            "session_revoke",
+            Some(auth.user_id),
+            Some(("user", auth.user_id.to_string())),
+            client,
+            json!({"revoked_sessions": revoked, "all_but_current": true}),
+        )
+        .await;
+        Ok(revoked)
+    }
+
+    /// The caller's own account.
+    pub async fn profile(&self, auth: &AuthUser) -> Result<User, ApiError> {
+        self.store
+            .user_by_id(auth.user_id)
+            .await?
+            .ok_or(ApiError::NotFound)
+    }
+}

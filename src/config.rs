@@ -1,0 +1,329 @@
+//! Typed settings.
+//!
+//! Precedence, lowest to highest: built-in defaults < `parley.toml` (or the
+//! file named by `--config` / `PARLEY_CONFIG`) < `PARLEY_*` environment
+//! variables < command-line flags. Every setting is declared once, in the
+//! `settings!` table below, which generates the `Settings` struct, its
+//! defaults, the matching `--flag` for clap, and the README table
+//! (`parley config --markdown`). Secrets never print.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A secret string: deserialises and parses like a `String`, but its
+/// `Debug`/`Display` never show the value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, coloured when on a terminal.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pretty => "pretty",
+            Self::Json => "json",
+        })
+    }
+}
+
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])+ $name:ident : $ty:ty = $default:expr ; )+) => {
+        /// Every setting of the server, with its value in force.
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct Settings {
+            $( $(#[doc = $doc])+ pub $name: $ty, )+
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Self { $( $name: $default, )+ }
+            }
+        }
+
+        /// The same settings as optional flags; only those given override.
+        #[derive(Debug, Clone, Default, Serialize, clap::Args)]
+        pub struct SettingsArgs {
+            $(
+                $(#[doc = $doc])+
+                #[arg(long)]
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $name: Option<$ty>,
+            )+
+        }
+
+        impl Settings {
+            /// `(name, environment variable, default, description)` of every
+            /// setting, for the README table.
+            pub fn describe() -> Vec<(&'static str, String, String, String)> {
+                let defaults = Self::default();
+                let _ = &defaults;
+                vec![$(
+                    (
+                        stringify!($name),
+                        format!("PARLEY_{}", stringify!($name).to_uppercase()),
+                        describe_default(&serde_json::to_value(&defaults.$name).unwrap_or_default()),
+                        [$($doc),+].iter().map(|l| l.trim()).collect::<Vec<_>>().join(" "),
+                    ),
+                )+]
+            }
+        }
+    };
+}
+
+fn describe_default(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "(unset)".to_owned(),
+        serde_json::Value::String(s) if s.is_empty() => "(empty)".to_owned(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+settings! {
+    /// Address the HTTP and WebSocket server listens on.
+    listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
+    /// Folder for the SQLite database, the generated JWT secret, avatars and backups.
+    data_dir: PathBuf = PathBuf::from("./data");
+    /// Database URL: `sqlite://…` or `postgres://…`. Unset: SQLite at `<data_dir>/parley.db`.
+    database_url: Option<String> = None;
+    /// Maximum pooled database connections.
+    database_max_connections: u32 = 10;
+    /// Redis URL; set to join several nodes into a cluster (later issue).
+    redis_url: Option<String> = None;
+    /// HS256 secret for access tokens. Unset: generated once into `<data_dir>/jwt_secret` (mode 0600).
+    jwt_secret: Option<Secret> = None;
+    /// `iss` claim of access tokens.
+    jwt_issuer: String = "parley".to_owned();
+    /// `aud` claim of access tokens.
+    jwt_audience: String = "parley".to_owned();
+    /// Access token lifetime, seconds.
+    access_token_ttl_secs: u64 = 900;
+    /// Refresh token (and idle session) lifetime, seconds.
+    refresh_token_ttl_secs: u64 = 30 * 24 * 3600;
+    /// Consecutive failed logins that lock an account.
+    login_max_failures: u32 = 5;
+    /// How long a locked account stays locked, seconds.
+    login_lockout_secs: u64 = 15 * 60;
+    /// Registrations allowed per source IP per minute (also the burst).
+    register_per_minute: u32 = 10;
+    /// Login and refresh attempts allowed per source IP per minute (also the burst).
+    login_per_minute: u32 = 30;
+    /// Authenticated API requests allowed per user per minute (also the burst).
+    api_per_minute: u32 = 600;
+    /// Argon2 hashes computed at once (0 = number of CPUs); more wait their turn.
+    password_hash_concurrency: usize = 0;
+    /// Largest accepted request body, bytes.
+    body_limit_bytes: usize = 1024 * 1024;
+    /// Time limit for one HTTP request, seconds.
+    request_timeout_secs: u64 = 30;
+    /// Comma-separated origins allowed by CORS (and, later, for WebSocket upgrades). Empty: none.
+    cors_allowed_origins: String = String::new();
+    /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy).
+    trust_forwarded_for: bool = false;
+    /// Serve `/metrics` on this address instead of the main listener.
+    metrics_listen: Option<SocketAddr> = None;
+    /// Log format: `pretty` or `json`.
+    log_format: LogFormat = LogFormat::Pretty;
+    /// Log filter, in `RUST_LOG` syntax.
+    log_level: String = "info".to_owned();
+    /// Seconds to wait for in-flight requests at shutdown.
+    shutdown_grace_secs: u64 = 10;
+}
+
+/// The `parley.toml` looked for when no `--config` is given.
+pub const DEFAULT_CONFIG_FILE: &str = "parley.toml";
+
+impl Settings {
+    /// Loads settings from defaults, the config file, the environment and
+    /// the flags, in that order of precedence.
+    pub fn load(args: &SettingsArgs, config_file: Option<&Path>) -> anyhow::Result<Self> {
+        let file = config_file.unwrap_or_else(|| Path::new(DEFAULT_CONFIG_FILE));
+        if config_file.is_some() && !file.exists() {
+            anyhow::bail!("config file {} does not exist", file.display());
+        }
+        let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("PARLEY_").ignore(&["config"]))
+            .merge(Serialized::defaults(args))
+            .extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that would otherwise fail later and obscurely.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.access_token_ttl_secs > 0,
+            "access_token_ttl_secs must be > 0"
+        );
+        anyhow::ensure!(
+            self.refresh_token_ttl_secs > 0,
+            "refresh_token_ttl_secs must be > 0"
+        );
+        anyhow::ensure!(
+            self.login_max_failures > 0,
+            "login_max_failures must be > 0"
+        );
+        anyhow::ensure!(
+            self.register_per_minute > 0,
+            "register_per_minute must be > 0"
+        );
+        anyhow::ensure!(self.login_per_minute > 0, "login_per_minute must be > 0");
+        anyhow::ensure!(self.api_per_minute > 0, "api_per_minute must be > 0");
+        anyhow::ensure!(
+            self.body_limit_bytes >= 1024,
+            "body_limit_bytes must be >= 1024"
+        );
+        anyhow::ensure!(
+            self.database_max_connections > 0,
+            "database_max_connections must be > 0"
+        );
+        if let Some(secret) = &self.jwt_secret {
+            anyhow::ensure!(
+                secret.expose().len() >= 32,
+                "jwt_secret must be at least 32 characters"
+            );
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or SQLite in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.clone(),
+            _ => format!("sqlite://{}", self.data_dir.join("parley.db").display()),
+        }
+    }
+
+    /// The CORS allowlist as separate origins.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        self.cors_allowed_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The README's configuration table, in Markdown.
+    pub fn markdown_table() -> String {
+        let mut out = String::from(
+            "| setting (`parley.toml`) | flag | environment | default | meaning |\n|---|---|---|---|---|\n",
+        );
+        for (name, env, default, doc) in Self::describe() {
+            out.push_str(&format!(
+                "| `{name}` | `--{}` | `{env}` | `{default}` | {doc} |\n",
+                name.replace('_', "-")
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_environment_beat_file_beat_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "parley.toml",
+                "listen = \"127.0.0.1:7000\"\nlogin_max_failures = 9\napi_per_minute = 11\n",
+            )?;
+            jail.set_env("PARLEY_LOGIN_MAX_FAILURES", "7");
+            jail.set_env("PARLEY_API_PER_MINUTE", "12");
+            let args = SettingsArgs {
+                api_per_minute: Some(13),
+                ..Default::default()
+            };
+            let s = Settings::load(&args, None).expect("load");
+            assert_eq!(s.listen, "127.0.0.1:7000".parse().expect("addr"));
+            assert_eq!(s.login_max_failures, 7);
+            assert_eq!(s.api_per_minute, 13);
+            assert_eq!(s.login_lockout_secs, 900);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Settings {
+            jwt_secret: Some(Secret::new("x".repeat(40))),
+            ..Default::default()
+        };
+        assert!(!format!("{s:?}").contains("xxxx"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let s = Settings {
+            jwt_secret: Some(Secret::new("short")),
+            ..Default::default()
+        };
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn database_defaults_to_sqlite_in_the_data_dir() {
+        let s = Settings {
+            data_dir: PathBuf::from("/tmp/x"),
+            ..Default::default()
+        };
+        assert_eq!(s.database_url(), "sqlite:///tmp/x/parley.db");
+    }
+
+    #[test]
+    fn the_readme_table_lists_every_setting() {
+        let table = Settings::markdown_table();
+        assert!(table.contains("`PARLEY_LISTEN`"));
+        assert!(table.contains("`127.0.0.1:8080`"));
+        assert!(table.contains("`--login-max-failures`"));
+    }
+}

@@ -1,0 +1,291 @@
+//! The error type of the HTTP layer and the contract's error envelope.
+//!
+//! Handlers return `ApiError`. Its `IntoResponse` sets the status and
+//! attaches an [`ErrorBody`] extension; the [`envelope`] middleware, which
+//! knows the request id, renders every error response — ours, axum's own
+//! rejections, the router's 404/405 and tower-http's layers alike — as
+//! `{"error": {"code", "message", "details"?}, "request_id"}`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use parley_actors::store::StoreError;
+use serde_json::{Value, json};
+
+use crate::auth::passwords::HashError;
+
+/// One error a client can see. Each variant's doc names its status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not valid JSON (or otherwise unreadable).
+    #[error("{0}")]
+    Malformed(String),
+    /// 401: no credentials were presented.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// 401: the access token is malformed, expired or revoked.
+    #[error("{0}")]
+    InvalidToken(&'static str),
+    /// 401: wrong login or password (same answer whether the user exists).
+    #[error("invalid login or password")]
+    InvalidCredentials,
+    /// 401: the refresh token is unknown, spent, expired or revoked.
+    #[error("refresh token is invalid or has been used")]
+    InvalidRefreshToken,
+    /// 403: the current password given for a sensitive change is wrong.
+    #[error("current password is incorrect")]
+    InvalidPassword,
+    /// 403: the account is suspended.
+    #[error("this account is suspended")]
+    AccountSuspended,
+    /// 403: the account is banned.
+    #[error("this account is banned")]
+    AccountBanned,
+    /// 404: no such thing, or not one the caller may know of.
+    #[error("not found")]
+    NotFound,
+    /// 409: a unique value is taken; names the field.
+    #[error("{field} is already taken")]
+    Conflict {
+        /// Public field name.
+        field: &'static str,
+    },
+    /// 413: the body is larger than allowed.
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    /// 415: the body is not `application/json`.
+    #[error("expected content type application/json")]
+    UnsupportedMediaType,
+    /// 422: fields failed validation; `fields` maps each to `{code, message}`.
+    #[error("validation failed")]
+    Validation {
+        /// `{field: {code, message}}`.
+        fields: serde_json::Map<String, Value>,
+    },
+    /// 423: too many failed logins.
+    #[error("account locked after too many failed logins; try again later")]
+    AccountLocked {
+        /// Time until the lock lifts.
+        retry_after: Duration,
+    },
+    /// 429: a rate limit was hit.
+    #[error("too many requests; slow down")]
+    RateLimited {
+        /// Time until the next request is allowed.
+        retry_after: Duration,
+    },
+    /// 503: a dependency is down (readiness).
+    #[error("{message}")]
+    NotReady {
+        /// Sentence for the operator.
+        message: String,
+        /// Per-component checks.
+        checks: Value,
+    },
+    /// 500: anything unexpected. The cause is logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 422 naming one field.
+    pub fn field(field: &str, code: &str, message: impl Into<String>) -> Self {
+        let mut fields = serde_json::Map::new();
+        fields.insert(
+            field.to_owned(),
+            json!({"code": code, "message": message.into()}),
+        );
+        Self::Validation { fields }
+    }
+
+    /// A 500 from any error.
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(e.into())
+    }
+
+    fn status_code_details(&self) -> (StatusCode, &'static str, Option<Value>) {
+        use ApiError::*;
+        match self {
+            Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_json", None),
+            Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", None),
+            InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token", None),
+            InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials", None),
+            InvalidRefreshToken => (StatusCode::UNAUTHORIZED, "invalid_refresh_token", None),
+            InvalidPassword => (StatusCode::FORBIDDEN, "invalid_password", None),
+            AccountSuspended => (StatusCode::FORBIDDEN, "account_suspended", None),
+            AccountBanned => (StatusCode::FORBIDDEN, "account_banned", None),
+            NotFound => (StatusCode::NOT_FOUND, "not_found", None),
+            Conflict { field } => (
+                StatusCode::CONFLICT,
+                "conflict",
+                Some(json!({ "field": field })),
+            ),
+            PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                None,
+            ),
+            Validation { fields } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                Some(json!({ "fields": fields })),
+            ),
+            AccountLocked { retry_after } => (
+                StatusCode::LOCKED,
+                "account_locked",
+                Some(json!({ "retry_after": ceil_secs(*retry_after) })),
+            ),
+            RateLimited { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                Some(json!({ "retry_after": ceil_secs(*retry_after) })),
+            ),
+            NotReady { checks, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                Some(json!({ "checks": checks })),
+            ),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
+        }
+    }
+}
+
+/// Whole seconds, rounded up, at least 1: what `Retry-After` carries.
+pub fn ceil_secs(d: Duration) -> u64 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { field } => Self::Conflict { field },
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<HashError> for ApiError {
+    fn from(e: HashError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// The envelope's content, carried as a response extension until the
+/// [`envelope`] middleware adds the request id and renders it.
+#[derive(Debug, Clone)]
+pub struct ErrorBody {
+    /// snake_case code.
+    pub code: String,
+    /// Human sentence.
+    pub message: String,
+    /// Optional structured details.
+    pub details: Option<Value>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, details) = self.status_code_details();
+        let message = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = status.into_response();
+        if let ApiError::AccountLocked { retry_after } | ApiError::RateLimited { retry_after } =
+            &self
+        {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(ceil_secs(*retry_after)),
+            );
+        }
+        response.extensions_mut().insert(ErrorBody {
+            code: code.to_owned(),
+            message,
+            details,
+        });
+        response
+    }
+}
+
+/// Code and message for an error response that carries no [`ErrorBody`]
+/// (axum's and tower-http's own).
+fn fallback_body(status: StatusCode) -> ErrorBody {
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "method not allowed on this route")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "expected content type application/json",
+        ),
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
+        StatusCode::BAD_REQUEST => ("bad_request", "the request could not be read"),
+        StatusCode::UNPROCESSABLE_ENTITY => ("validation_failed", "the request is not valid"),
+        StatusCode::UNAUTHORIZED => ("unauthenticated", "authentication required"),
+        StatusCode::FORBIDDEN => ("forbidden", "not allowed"),
+        s if s.is_server_error() => ("internal", "internal error"),
+        _ => ("error", "the request failed"),
+    };
+    ErrorBody {
+        code: code.to_owned(),
+        message: message.to_owned(),
+        details: None,
+    }
+}
+
+/// Renders every error response as the contract's envelope, with the
+/// request id set by the request-id layer.
+pub async fn envelope(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let body = response.extensions().get::<ErrorBody>().cloned();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let body = match body {
+        Some(body) => body,
+        None if status.is_client_error() || status.is_server_error() => {
+            if is_json {
+                // Already an envelope (or a handler's own JSON error).
+                return response;
+            }
+            fallback_body(status)
+        }
+        None => return response,
+    };
+    let (mut parts, _) = response.into_parts();
+    let mut error = json!({"code": body.code, "message": body.message});
+    if let Some(details) = body.details {
+        error["details"] = details;
+    }
+    let rendered = Json(json!({"error": error, "request_id": request_id})).into_response();
+    let (new_parts, new_body) = rendered.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        new_parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    Response::from_parts(parts, new_body)
+}

@@ -1,0 +1,220 @@
+//! Extractors: JSON bodies with contract-shaped rejections, the
+//! authenticated user, and who is calling from where.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use parley_actors::domain::{Role, SessionId, UserId};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::startup::AppState;
+
+/// A JSON request body. Unlike `axum::Json`, its rejections follow the
+/// contract: wrong content type → 415, too large → 413, bad JSON → 400,
+/// unknown/missing/mistyped fields → 422 naming the field.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+fn is_json_content_type(parts_ct: Option<&header::HeaderValue>) -> bool {
+    let Some(Ok(ct)) = parts_ct.map(|v| v.to_str()) else {
+        return false;
+    };
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// Turns a serde error into the contract's 400/422.
+pub fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    use serde_json::error::Category;
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    match inner.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::Malformed(format!("request body is not valid JSON: {inner}"))
+        }
+        Category::Data => {
+            let text = inner.to_string();
+            let quoted = text.split('`').nth(1).map(str::to_owned);
+            let parent = if path == "." { String::new() } else { path };
+            let join = |name: &str| {
+                // For unknown fields the path already ends at the field.
+                if parent.is_empty() {
+                    name.to_owned()
+                } else if parent == name || parent.ends_with(&format!(".{name}")) {
+                    parent.clone()
+                } else {
+                    format!("{parent}.{name}")
+                }
+            };
+            let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
+            if text.starts_with("unknown field") {
+                let name = join(quoted.as_deref().unwrap_or("?"));
+                ApiError::field(&name, "unknown_field", format!("unknown field `{name}`"))
+            } else if text.starts_with("missing field") {
+                let name = join(quoted.as_deref().unwrap_or("?"));
+                ApiError::field(&name, "required", format!("`{name}` is required"))
+            } else if parent.is_empty() {
+                ApiError::field("body", "invalid_type", message)
+            } else {
+                ApiError::field(&parent, "invalid_type", message)
+            }
+        }
+    }
+}
+
+/// Parses JSON bytes with the contract's error mapping.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+    de.end()
+        .map_err(|e| ApiError::Malformed(format!("request body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json_content_type(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::Malformed("request body could not be read".to_owned())
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// The caller of an authenticated route, put in the request's extensions by
+/// the `require_auth` middleware once its token checked out.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: UserId,
+    pub username: String,
+    pub role: Role,
+    pub session_id: SessionId,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<AuthUser>()
+            .cloned()
+            .ok_or(ApiError::Unauthenticated)
+    }
+}
+
+/// Where a request came from, for sessions, rate limits and the audit log.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// The client's IP: the peer address, or the last `X-Forwarded-For` hop
+/// (the one the trusted proxy added) when so configured.
+pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for
+        && let Some(ip) = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|hop| hop.trim().parse().ok())
+    {
+        return Some(ip);
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+impl FromRequestParts<AppState> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(512).collect::<String>())
+        };
+        Ok(Self {
+            ip: client_ip(parts, state.settings.trust_forwarded_for),
+            user_agent: header("user-agent"),
+            request_id: header("x-request-id"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        count: u32,
+    }
+
+    fn code_of(err: &ApiError) -> (&'static str, Vec<String>) {
+        match err {
+            ApiError::Validation { fields } => ("validation", fields.keys().cloned().collect()),
+            ApiError::Malformed(_) => ("malformed", vec![]),
+            _ => ("other", vec![]),
+        }
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let err = parse_json::<Body>(br#"{"name":"a","count":1,"evil":true}"#).unwrap_err();
+        assert_eq!(code_of(&err), ("validation", vec!["evil".to_owned()]));
+        let err = parse_json::<Body>(br#"{"name":"a"}"#).unwrap_err();
+        assert_eq!(code_of(&err), ("validation", vec!["count".to_owned()]));
+        let err = parse_json::<Body>(br#"{"name":"a","count":"x"}"#).unwrap_err();
+        assert_eq!(code_of(&err), ("validation", vec!["count".to_owned()]));
+        let err = parse_json::<Body>(br#"{"name":"a","#).unwrap_err();
+        assert_eq!(code_of(&err).0, "malformed");
+        let err = parse_json::<Body>(br#"{"name":"a","count":1} trailing"#).unwrap_err();
+        assert_eq!(code_of(&err).0, "malformed");
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        let ok = |s: &'static str| is_json_content_type(Some(&header::HeaderValue::from_static(s)));
+        assert!(ok("application/json"));
+        assert!(ok("application/json; charset=utf-8"));
+        assert!(ok("application/merge-patch+json"));
+        assert!(!ok("text/plain"));
+        assert!(!is_json_content_type(None));
+    }
+}

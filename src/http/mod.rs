@@ -1,0 +1,254 @@
+//! The HTTP surface: one module per resource, each with its own router,
+//! assembled here with the cross-cutting layers (request ids, the error
+//! envelope, metrics, rate limits, security headers, CORS, body limits).
+
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod ops;
+pub mod pagination;
+pub mod ratelimit;
+pub mod sessions;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use self::error::ApiError;
+use self::ratelimit::{IpLimit, limit_by_ip};
+use crate::startup::AppState;
+use crate::telemetry;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Content-Security-Policy for every response: only our own origin, never
+/// framed.
+const CSP: &str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Parley", description = "Realtime-first self-hosted chat server. Errors use the envelope `{error: {code, message, details?}, request_id}`; see docs/api.md for the refinements of the contract."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Accounts and tokens"),
+        (name = "sessions", description = "My sessions (devices)"),
+        (name = "users", description = "Profiles"),
+        (name = "operations", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API routes and their OpenAPI document.
+pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let trust = state.settings.trust_forwarded_for;
+    let register_limit = IpLimit {
+        limiter: state.limits.register.clone(),
+        trust_forwarded_for: trust,
+    };
+    let login_limit = IpLimit {
+        limiter: state.limits.login.clone(),
+        trust_forwarded_for: trust,
+    };
+    let authed = auth::authed_router()
+        .merge(sessions::router())
+        .merge(users::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
+    let v1 = auth::register_router()
+        .route_layer(middleware::from_fn_with_state(register_limit, limit_by_ip))
+        .merge(
+            auth::login_router()
+                .route_layer(middleware::from_fn_with_state(login_limit, limit_by_ip)),
+        )
+        .merge(authed);
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1)
+        .merge(ops::router())
+        .split_for_parts()
+}
+
+/// The whole application router.
+pub fn router(state: AppState, serve_metrics: bool) -> Router {
+    let (api, openapi) = api(&state);
+    let openapi = Arc::new(openapi.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    let mut router = api.route(
+        "/openapi.json",
+        get(move || {
+            let doc = Arc::clone(&openapi);
+            async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    doc.as_str().to_owned(),
+                )
+            }
+        }),
+    );
+    if serve_metrics {
+        router = router.route("/metrics", get(ops::metrics));
+    }
+    let settings = Arc::clone(&state.settings);
+    router
+        .route_layer(middleware::from_fn(track_metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(TraceLayer::new_for_http())
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(CSP),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::X_FRAME_OPTIONS,
+                    HeaderValue::from_static("DENY"),
+                ))
+                .layer(cors(&settings.allowed_origins()))
+                .layer(middleware::from_fn(error::envelope))
+                .layer(TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    Duration::from_secs(settings.request_timeout_secs),
+                ))
+                .layer(DefaultBodyLimit::max(settings.body_limit_bytes)),
+        )
+}
+
+/// Just `/metrics`, for a separate listener.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    metrics::counter!(telemetry::HTTP_REQUESTS, "method" => "any", "route" => "unmatched", "status" => "404")
+        .increment(1);
+    ApiError::NotFound.into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    axum::http::StatusCode::METHOD_NOT_ALLOWED.into_response()
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+        .expose_headers([
+            REQUEST_ID,
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderName::from_static("x-ratelimit-reset"),
+        ])
+        .allow_credentials(true)
+        .max_age(Duration::from_secs(600))
+}
+
+/// Counts every routed request by route template and status.
+async fn track_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(telemetry::HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(telemetry::HTTP_DURATION, "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Authenticated routes: checks the bearer token (signature, expiry, not
+/// revoked), applies the per-user rate limit and hands the user to the
+/// handler as an [`extract::AuthUser`] extension.
+async fn require_auth(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        });
+    let Some(token) = token else {
+        let has_header = request.headers().contains_key(header::AUTHORIZATION);
+        metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "missing").increment(1);
+        return if has_header {
+            ApiError::InvalidToken("authorization header must be `Bearer <token>`").into_response()
+        } else {
+            ApiError::Unauthenticated.into_response()
+        };
+    };
+    let user = match state.accounts.authenticate(&token) {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
+    };
+    let info = match state.limits.api.check(&user.user_id) {
+        Ok(info) => info,
+        Err(refusal) => return refusal.into_response(),
+    };
+    request.extensions_mut().insert(user);
+    let mut response = next.run(request).await;
+    info.apply(response.headers_mut());
+    response
+}

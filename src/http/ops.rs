@@ -1,0 +1,83 @@
+//! Operations endpoints (no `/api/v1` prefix): liveness, readiness, metrics.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::dto::ErrorEnvelope;
+use super::error::ApiError;
+use crate::startup::AppState;
+
+/// `/health` and `/ready`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+}
+
+/// Liveness and readiness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: &'static str,
+    pub version: &'static str,
+    pub uptime_s: u64,
+    #[schema(value_type = Object)]
+    pub checks: serde_json::Value,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health)))]
+async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_s: state.started.elapsed().as_secs(),
+        checks: json!({}),
+    })
+}
+
+/// Readiness: the database answers within 2 s.
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, description = "not_ready", body = ErrorEnvelope)))]
+async fn ready(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(Ok(())) => Ok(Json(Health {
+            status: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_s: state.started.elapsed().as_secs(),
+            checks: json!({"database": {"status": "ok", "latency_ms": latency_ms}}),
+        })),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database check failed");
+            Err(not_ready("database unreachable", latency_ms))
+        }
+        Err(_) => Err(not_ready("database timed out", latency_ms)),
+    }
+}
+
+fn not_ready(message: &str, latency_ms: f64) -> ApiError {
+    ApiError::NotReady {
+        message: message.to_owned(),
+        checks: json!({"database": {"status": "down", "latency_ms": latency_ms}}),
+    }
+}
+
+/// Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,267 @@
+//! `Application`: storage, credentials, the router and the listener, wired
+//! once. `build` binds (port 0 in tests) and exposes the bound address;
+//! `run_until_stopped` serves until SIGINT/SIGTERM or [`ShutdownHandle`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use parley_actors::domain::UserId;
+use parley_actors::store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::accounts::Accounts;
+use crate::auth::{PasswordHasher, RevokedSessions, TokenKeys, tokens};
+use crate::config::Settings;
+use crate::http::ratelimit::KeyedLimiter;
+use crate::{http, storage, telemetry};
+
+/// The rate limiters guarding the HTTP API.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Registrations per IP.
+    pub register: KeyedLimiter<std::net::IpAddr>,
+    /// Logins and refreshes per IP.
+    pub login: KeyedLimiter<std::net::IpAddr>,
+    /// Authenticated requests per user.
+    pub api: KeyedLimiter<UserId>,
+}
+
+impl Limits {
+    fn new(settings: &Settings) -> Self {
+        Self {
+            register: KeyedLimiter::per_minute(settings.register_per_minute, "register"),
+            login: KeyedLimiter::per_minute(settings.login_per_minute, "login"),
+            api: KeyedLimiter::per_minute(settings.api_per_minute, "api"),
+        }
+    }
+
+    fn retain_recent(&self) {
+        self.register.retain_recent();
+        self.login.retain_recent();
+        self.api.retain_recent();
+    }
+}
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub accounts: Arc<Accounts>,
+    pub limits: Limits,
+    pub metrics: PrometheusHandle,
+    pub started: Instant,
+}
+
+/// Stops a running [`Application`] gracefully.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(CancellationToken);
+
+impl ShutdownHandle {
+    /// Begins a graceful shutdown.
+    pub fn shutdown(&self) {
+        self.0.cancel();
+    }
+}
+
+/// A built, bound, not yet serving server.
+#[derive(Debug)]
+pub struct Application {
+    state: AppState,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+/// Opens the store named by the settings (running migrations).
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    if settings.database_url.is_none() {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+    }
+    storage::connect(&settings.database_url(), settings.database_max_connections)
+        .await
+        .context("opening the database")
+}
+
+impl Application {
+    /// Opens storage, loads credentials, builds the router and binds.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate()?;
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+        let store = open_store(&settings).await?;
+        let secret = match &settings.jwt_secret {
+            Some(secret) => secret.clone(),
+            None => tokens::load_or_create_secret(&settings.data_dir)
+                .context("loading the JWT secret")?,
+        };
+        let keys = TokenKeys::new(
+            &secret,
+            &settings.jwt_issuer,
+            &settings.jwt_audience,
+            Duration::from_secs(settings.access_token_ttl_secs),
+        );
+        let concurrency = settings.password_hash_concurrency;
+        let hasher =
+            tokio::task::spawn_blocking(move || PasswordHasher::new(concurrency)).await??;
+        let revoked = RevokedSessions::load(store.as_ref(), keys.ttl()).await?;
+        let accounts = Accounts::new(&settings, Arc::clone(&store), hasher, keys, revoked);
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let local_addr = listener.local_addr()?;
+        let metrics_listener = match settings.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding metrics listener {addr}"))?,
+            ),
+            None => None,
+        };
+        let state = AppState {
+            limits: Limits::new(&settings),
+            settings: Arc::new(settings),
+            store,
+            accounts: Arc::new(accounts),
+            metrics: telemetry::metrics_handle(),
+            started: Instant::now(),
+        };
+        Ok(Self {
+            state,
+            listener,
+            metrics_listener,
+            local_addr,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The metrics listener's address, when separate.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The store (tests close it to simulate a lost database).
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.state.store)
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown.clone())
+    }
+
+    /// Serves until a signal or the shutdown handle, then drains in-flight
+    /// requests (up to `shutdown_grace_secs`) and closes storage.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            state,
+            listener,
+            metrics_listener,
+            local_addr,
+            shutdown,
+        } = self;
+        tracing::info!(%local_addr, database = %state.store_kind(), "parley listening");
+        let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
+        let signal = shutdown.clone();
+        let signals = tokio::spawn(async move {
+            tokio::select! {
+                () = wait_for_signal() => signal.cancel(),
+                () = signal.cancelled() => {}
+            }
+        });
+        let upkeep = tokio::spawn(upkeep(state.clone(), shutdown.clone()));
+        let metrics_server = metrics_listener.map(|listener| {
+            let router = http::metrics_router(state.clone());
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            })
+        });
+        let app = http::router(state.clone(), metrics_server.is_none());
+        let stop = shutdown.clone();
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await });
+        let served = tokio::select! {
+            result = server => result.context("serving HTTP"),
+            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("in-flight requests did not finish within the grace period");
+                Ok(())
+            }
+        };
+        shutdown.cancel();
+        for task in [signals, upkeep] {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "background task failed");
+            }
+        }
+        if let Some(task) = metrics_server {
+            match task.await {
+                Ok(Err(e)) => tracing::error!(error = %e, "metrics listener failed"),
+                Err(e) => tracing::error!(error = %e, "metrics task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+        state.store.close().await;
+        tracing::info!("parley stopped");
+        served
+    }
+}
+
+impl AppState {
+    fn store_kind(&self) -> &'static str {
+        if self.settings.database_url().starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+}
+
+/// Periodic upkeep: prune in-memory views and limiter keys.
+async fn upkeep(state: AppState, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                state.accounts.prune();
+                state.limits.retain_recent();
+            }
+            () = shutdown.cancelled() => break,
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("could not install signal handlers; stop with the shutdown handle");
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}

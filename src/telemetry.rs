@@ -1,0 +1,94 @@
+//! Logs and metrics, set up once per process.
+//!
+//! Metric names live here as constants so that dashboards (`grafana/`) and
+//! code agree on them.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::LogFormat;
+
+/// Counter: HTTP requests, labels `method`, `route`, `status`.
+pub const HTTP_REQUESTS: &str = "http_requests_total";
+/// Histogram (seconds): HTTP request latency, labels `method`, `route`.
+pub const HTTP_DURATION: &str = "http_request_duration_seconds";
+/// Counter: failed authentications, label `reason`.
+pub const AUTH_FAILURES: &str = "auth_failures_total";
+/// Counter: requests refused by a rate limit, label `scope`.
+pub const RATE_LIMITED: &str = "rate_limited_total";
+/// Counter: accounts locked after too many failed logins.
+pub const LOCKOUTS: &str = "account_lockouts_total";
+/// Histogram (seconds): time spent waiting for and computing a password hash.
+pub const PASSWORD_HASH_DURATION: &str = "password_hash_duration_seconds";
+/// Gauge: sessions held in the in-memory revocation view.
+pub const REVOKED_SESSIONS_TRACKED: &str = "revoked_sessions_tracked";
+
+/// Latency buckets (seconds) shared by every histogram, so they aggregate
+/// across nodes (summaries would not).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Installs the tracing subscriber. Calling it twice is harmless (the
+/// second call does nothing), so tests may call it freely.
+pub fn init_tracing(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
+            .try_init(),
+    };
+    if result.is_err() {
+        tracing::debug!("tracing subscriber already installed");
+    }
+}
+
+/// The process-wide Prometheus recorder. The `metrics` facade has one
+/// global recorder, so every `Application` in a process (tests start many)
+/// shares it.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by method, route and status");
+    metrics::describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "HTTP request latency by method and route"
+    );
+    metrics::describe_counter!(AUTH_FAILURES, "Failed authentications by reason");
+    metrics::describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by scope");
+    metrics::describe_counter!(LOCKOUTS, "Accounts locked after repeated failed logins");
+    metrics::describe_histogram!(
+        PASSWORD_HASH_DURATION,
+        metrics::Unit::Seconds,
+        "Argon2 queueing plus hashing time"
+    );
+    metrics::describe_gauge!(
+        REVOKED_SESSIONS_TRACKED,
+        "Revoked sessions whose access tokens may still be unexpired"
+    );
+}
