@@ -174,6 +174,36 @@ settings! {
     log_level: String = "info".to_owned();
     /// Seconds to wait for in-flight requests at shutdown.
     shutdown_grace_secs: u64 = 10;
+    /// Largest WebSocket text frame, bytes (up to 4× this gets an error frame; beyond, close 1009).
+    ws_max_frame_bytes: usize = 64 * 1024;
+    /// Seconds a socket opened without a token has to send its `auth` frame (then close 4001).
+    ws_auth_timeout_secs: u64 = 5;
+    /// Server heartbeat (ping) interval, seconds; a socket silent for twice this is closed (4000).
+    ws_heartbeat_secs: u64 = 30;
+    /// Rate-limited client events (messages, edits, reactions, typing, read, presence) per socket per second.
+    ws_events_per_second: u32 = 10;
+    /// Burst of such events allowed above that rate.
+    ws_events_burst: u32 = 30;
+    /// Refused events in a row before the socket is closed with 1008.
+    ws_rate_strikes: u32 = 20;
+    /// Open sockets allowed per user (more: close 1008).
+    ws_max_connections_per_user: usize = 10;
+    /// Open sockets allowed in all (more: HTTP 503 on the upgrade).
+    ws_max_connections: usize = 20_000;
+    /// Durable events queued per socket; a socket whose queue fills is closed with 4009.
+    ws_durable_queue: usize = 1024;
+    /// Ephemeral events (typing, presence) queued per socket before they are shed.
+    ws_ephemeral_queue: usize = 64;
+    /// Bytes the WebSocket layer may buffer for a socket that is not reading.
+    ws_max_write_buffer_bytes: usize = 1024 * 1024;
+    /// A `resume` further behind than this many messages in a room gets `resync_required`.
+    resume_max_gap: u32 = 1000;
+    /// Seconds after a user's last socket closes before they show as offline.
+    presence_grace_secs: u64 = 5;
+    /// `expires_in_ms` of typing events.
+    typing_ttl_ms: u64 = 5000;
+    /// Seconds without requests before a room actor stops (it restarts on use).
+    room_idle_secs: u64 = 300;
 }
 
 /// The `parley.toml` looked for when no `--config` is given.
@@ -238,6 +268,21 @@ impl Settings {
         match &self.database_url {
             Some(url) if !url.trim().is_empty() => url.clone(),
             _ => format!("sqlite://{}", self.data_dir.join("parley.db").display()),
+        }
+    }
+
+    /// The realtime core's tunables.
+    pub fn realtime(&self) -> parley_actors::RealtimeConfig {
+        use std::time::Duration;
+        parley_actors::RealtimeConfig {
+            room_tick: Duration::from_secs(self.room_idle_secs.clamp(1, 30)),
+            room_idle: Duration::from_secs(self.room_idle_secs),
+            typing_ttl: Duration::from_millis(self.typing_ttl_ms),
+            typing_coalesce: Duration::from_millis((self.typing_ttl_ms / 5).max(100)),
+            presence_grace: Duration::from_secs(self.presence_grace_secs),
+            resume_max_gap: self.resume_max_gap,
+            durable_queue: self.ws_durable_queue,
+            ephemeral_queue: self.ws_ephemeral_queue,
         }
     }
 

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
+use parley_actors::Realtime;
 use parley_actors::domain::UserId;
+use parley_actors::protocol::close;
 use parley_actors::store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -53,6 +55,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub accounts: Arc<Accounts>,
     pub limits: Limits,
+    pub realtime: Realtime,
     pub metrics: PrometheusHandle,
     pub started: Instant,
 }
@@ -110,7 +113,15 @@ impl Application {
         let concurrency = settings.password_hash_concurrency;
         let hasher =
             tokio::task::spawn_blocking(move || PasswordHasher::new(concurrency)).await??;
-        let revoked = RevokedSessions::load(store.as_ref(), keys.ttl()).await?;
+        let realtime = Realtime::start(Arc::clone(&store), settings.realtime())
+            .await
+            .context("starting the realtime core")?;
+        let closer = realtime.clone();
+        let revoked = RevokedSessions::load(store.as_ref(), keys.ttl())
+            .await?
+            .with_listener(Arc::new(move |session| {
+                closer.close_sessions(&[session], close::REVOKED, "session revoked");
+            }));
         let accounts = Accounts::new(&settings, Arc::clone(&store), hasher, keys, revoked);
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -126,6 +137,7 @@ impl Application {
         };
         let state = AppState {
             limits: Limits::new(&settings),
+            realtime,
             settings: Arc::new(settings),
             store,
             accounts: Arc::new(accounts),
@@ -151,6 +163,11 @@ impl Application {
         self.metrics_listener
             .as_ref()
             .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The realtime core (tests use it to inject faults).
+    pub fn realtime(&self) -> Realtime {
+        self.state.realtime.clone()
     }
 
     /// The store (tests close it to simulate a lost database).
@@ -199,6 +216,14 @@ impl Application {
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move { stop.cancelled().await });
+        // Sockets are upgraded connections the HTTP server no longer tracks:
+        // close them (1001) as soon as shutdown begins.
+        let realtime = state.realtime.clone();
+        let stop = shutdown.clone();
+        let sockets_closed = tokio::spawn(async move {
+            stop.cancelled().await;
+            realtime.shutdown().await;
+        });
         let served = tokio::select! {
             result = server => result.context("serving HTTP"),
             () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
@@ -207,7 +232,7 @@ impl Application {
             }
         };
         shutdown.cancel();
-        for task in [signals, upkeep] {
+        for task in [signals, upkeep, sockets_closed] {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "background task failed");
             }

@@ -86,6 +86,22 @@ uuid_id!(
     /// An audit log entry's id.
     AuditId
 );
+uuid_id!(
+    /// A room's id.
+    RoomId
+);
+uuid_id!(
+    /// A message's id.
+    MessageId
+);
+uuid_id!(
+    /// An invite's id.
+    InviteId
+);
+uuid_id!(
+    /// A WebSocket connection's id (never stored).
+    ConnectionId
+);
 
 /// A username: 3–32 characters of `[a-z0-9_.-]`.
 ///
@@ -308,6 +324,194 @@ string_enum!(
     }
 );
 
+/// Checks a bounded, trimmed text; `field` names it in the message.
+fn bounded_text(raw: &str, field: &str, min: usize, max: usize) -> Result<String, Invalid> {
+    let text = raw.trim();
+    let len = text.chars().count();
+    if len < min {
+        return Err(Invalid::new(
+            if len == 0 { "required" } else { "too_short" },
+            format!("{field} must be at least {min} characters"),
+        ));
+    }
+    if len > max {
+        return Err(Invalid::new(
+            "too_long",
+            format!("{field} must be at most {max} characters"),
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Invalid::new(
+            "invalid_characters",
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+macro_rules! text_type {
+    ($(#[$meta:meta])* $name:ident, $field:literal, $min:expr, $max:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Longest accepted length, in characters.
+            pub const MAX_CHARS: usize = $max;
+
+            /// Validates (trimmed; length in characters; no control characters).
+            pub fn parse(raw: &str) -> Result<Self, Invalid> {
+                bounded_text(raw, $field, $min, $max).map(Self)
+            }
+
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The text, owned.
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+text_type!(
+    /// A message body: 1–4000 characters.
+    MessageBody, "body", 1, 4000
+);
+text_type!(
+    /// A room name: 1–100 characters.
+    RoomName, "name", 1, 100
+);
+text_type!(
+    /// A room topic: 0–500 characters.
+    RoomTopic, "topic", 0, 500
+);
+
+/// A reaction: one emoji (or short emoji sequence), at most 32 bytes, no
+/// whitespace, no ASCII letters or digits (so `:)`-style text is refused
+/// but ZWJ sequences and skin tones pass).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Emoji(String);
+
+impl Emoji {
+    /// Validates a reaction.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 32
+            && !raw.chars().any(|c| {
+                c.is_whitespace()
+                    || c.is_control()
+                    || c.is_ascii_alphanumeric()
+                    || c.is_ascii_punctuation()
+            });
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(Invalid::new(
+                "invalid_emoji",
+                "emoji must be a single emoji",
+            ))
+        }
+    }
+
+    /// The emoji.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Emoji {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+string_enum!(
+    /// Who may find and join a room.
+    Visibility {
+        /// Listed in `/rooms/public`; anyone may join.
+        #[default]
+        Public = "public",
+        /// By invite only.
+        Private = "private",
+        /// A direct room between two users.
+        Direct = "direct",
+    }
+);
+
+string_enum!(
+    /// A member's role in a room. Ordered: owner > admin > member.
+    RoomRole {
+        /// An ordinary member.
+        #[default]
+        Member = "member",
+        /// May moderate members below admin and edit the room.
+        Admin = "admin",
+        /// Created the room; may delete it and set roles.
+        Owner = "owner",
+    }
+);
+
+impl RoomRole {
+    /// Rank for comparisons: owner 2, admin 1, member 0.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Member => 0,
+            Self::Admin => 1,
+            Self::Owner => 2,
+        }
+    }
+
+    /// Admin or owner.
+    pub fn is_admin(self) -> bool {
+        self.rank() >= 1
+    }
+}
+
+string_enum!(
+    /// An invite's state.
+    InviteStatus {
+        /// Waiting for the invitee.
+        #[default]
+        Pending = "pending",
+        /// The invitee joined.
+        Accepted = "accepted",
+        /// The invitee said no.
+        Declined = "declined",
+    }
+);
+
+string_enum!(
+    /// What a user shows to others.
+    PresenceStatus {
+        /// Connected.
+        #[default]
+        Online = "online",
+        /// Connected, away.
+        Away = "away",
+        /// Connected, do not disturb.
+        Dnd = "dnd",
+        /// Connected, shown as offline.
+        Invisible = "invisible",
+        /// Not connected.
+        Offline = "offline",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,6 +575,41 @@ mod tests {
             format!("{:?}", Password::parse("Correct7Horse").unwrap()),
             "Password(***)"
         );
+    }
+
+    #[test]
+    fn texts_are_trimmed_and_bounded() {
+        assert_eq!(MessageBody::parse("  hi  ").unwrap().as_str(), "hi");
+        assert_eq!(MessageBody::parse("   ").unwrap_err().code, "required");
+        assert!(MessageBody::parse(&"é".repeat(4000)).is_ok());
+        assert_eq!(
+            MessageBody::parse(&"é".repeat(4001)).unwrap_err().code,
+            "too_long"
+        );
+        assert_eq!(
+            MessageBody::parse("a\u{0}b").unwrap_err().code,
+            "invalid_characters"
+        );
+        assert!(MessageBody::parse("line\nbreak").is_ok());
+        assert!(RoomTopic::parse("").is_ok());
+        assert!(RoomName::parse("").is_err());
+    }
+
+    #[test]
+    fn emojis_are_short_and_not_text() {
+        for ok in ["👍", "❤️", "👩‍👩‍👧", "👍🏽"] {
+            assert!(Emoji::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "ok", ":)", "👍 👍", &"👍".repeat(9)] {
+            assert!(Emoji::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn room_roles_are_ranked() {
+        assert!(RoomRole::Owner.rank() > RoomRole::Admin.rank());
+        assert!(RoomRole::Admin.is_admin());
+        assert!(!RoomRole::Member.is_admin());
     }
 
     #[test]

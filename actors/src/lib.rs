@@ -5,5 +5,19 @@
 //! realtime issue lands) the protocol frames and the actor tree. The server
 //! (`parley`) and the load harness (`parley-loadtest`) both build on it.
 
+pub mod blocks;
+pub mod broker;
+pub mod connection;
 pub mod domain;
+pub mod error;
+pub mod presence;
+pub mod protocol;
+pub mod realtime;
+pub mod room;
+pub mod rooms;
+pub mod sockets;
 pub mod store;
+pub mod telemetry;
+
+pub use error::ChatError;
+pub use realtime::{Realtime, RealtimeConfig};

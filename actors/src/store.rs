@@ -5,13 +5,17 @@
 //! create → read → update → delete, the same order in every implementation.
 //! Times are UTC and stored with millisecond precision.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::{AuditId, Email, Role, SessionId, UserId, UserStatus, Username};
+use crate::domain::{
+    AuditId, Email, Emoji, InviteId, InviteStatus, MessageBody, MessageId, Role, RoomId, RoomName,
+    RoomRole, RoomTopic, SessionId, UserId, UserStatus, Username, Visibility,
+};
 
 /// What can go wrong in storage.
 #[derive(Debug, thiserror::Error)]
@@ -163,9 +167,369 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
+/// A room as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    pub id: RoomId,
+    pub name: String,
+    pub topic: Option<String>,
+    pub visibility: Visibility,
+    /// The creator; `None` once that account is deleted.
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The seq of the newest message (0 when none); seqs run 1, 2, 3 … with
+    /// no gaps.
+    pub last_seq: i64,
+}
+
+/// What `create_room` needs. The owner becomes its first member.
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    pub id: RoomId,
+    pub name: RoomName,
+    pub topic: Option<RoomTopic>,
+    /// `Public` or `Private` (direct rooms come from `get_or_create_direct_room`).
+    pub visibility: Visibility,
+    pub owner: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A change to a room; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct RoomPatch {
+    pub name: Option<RoomName>,
+    /// `Some(None)` clears the topic.
+    pub topic: Option<Option<RoomTopic>>,
+}
+
+/// A membership row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub room_id: RoomId,
+    pub user_id: UserId,
+    pub role: RoomRole,
+    pub joined_at: DateTime<Utc>,
+    /// The member's read marker: the highest seq they have read (0: none).
+    pub last_read_seq: i64,
+}
+
+/// One of a user's rooms, as `GET /rooms` and `ready` list them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub room: Room,
+    pub role: RoomRole,
+    pub last_read_seq: i64,
+    /// Messages after the read marker, not deleted, not written by the user
+    /// and not written by someone the user blocked.
+    pub unread_count: i64,
+}
+
+/// An invitation to a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub id: InviteId,
+    pub room_id: RoomId,
+    pub inviter_id: UserId,
+    pub invitee_id: UserId,
+    pub status: InviteStatus,
+    pub created_at: DateTime<Utc>,
+    pub responded_at: Option<DateTime<Utc>>,
+}
+
+/// What `create_invite` needs.
+#[derive(Debug, Clone)]
+pub struct NewInvite {
+    pub id: InviteId,
+    pub room_id: RoomId,
+    pub inviter_id: UserId,
+    pub invitee_id: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message as stored, with its reaction counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: MessageId,
+    pub room_id: RoomId,
+    pub seq: i64,
+    /// `None` once the author's account is deleted ("deleted user").
+    pub author_id: Option<UserId>,
+    /// Empty once deleted.
+    pub body: String,
+    pub reply_to: Option<MessageId>,
+    /// The sender's idempotency key, if given.
+    pub client_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted: bool,
+    /// Emoji → how many users reacted with it.
+    pub reactions: BTreeMap<String, i64>,
+}
+
+/// What `create_message` needs; the store assigns `seq`.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub room_id: RoomId,
+    pub author_id: UserId,
+    pub body: MessageBody,
+    pub reply_to: Option<MessageId>,
+    /// At most 64 characters; unique per (room, author) when given.
+    pub client_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Whether `create_*` made a new row or found the one an idempotency key
+/// already names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created<T> {
+    /// Inserted now.
+    New(T),
+    /// Already there (same client id): nothing was written.
+    Existing(T),
+}
+
+impl<T> Created<T> {
+    /// The row either way.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::New(t) | Self::Existing(t) => t,
+        }
+    }
+}
+
+/// Which messages `list_messages` returns.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryQuery {
+    /// Only seqs below this.
+    pub before_seq: Option<i64>,
+    /// Only seqs above this; when set, the order is oldest first.
+    pub after_seq: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+    /// Messages by users this viewer blocked are left out, and their
+    /// reactions are not counted. `None`: no filtering (resume and fan-out
+    /// filter per recipient themselves).
+    pub viewer: Option<UserId>,
+}
+
+/// One block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub blocker_id: UserId,
+    pub blocked_id: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Rooms, members, invites, messages, reactions, read markers and blocks.
+#[async_trait]
+pub trait ChatStore: Send + Sync + std::fmt::Debug + 'static {
+    // ---- rooms ----------------------------------------------------------
+
+    /// Inserts a room and its owner's membership, in one transaction.
+    async fn create_room(&self, new: NewRoom) -> StoreResult<Room>;
+
+    /// The direct room between `a` and `b` (either order), created with id
+    /// `id` and both as members (role `member`) when missing. `true` when
+    /// created now.
+    async fn get_or_create_direct_room(
+        &self,
+        id: RoomId,
+        a: UserId,
+        b: UserId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<(Room, bool)>;
+
+    /// A room by id.
+    async fn room_by_id(&self, id: RoomId) -> StoreResult<Option<Room>>;
+
+    /// Public rooms whose name starts with or contains `q`
+    /// (case-insensitive), newest first, after the cursor room.
+    async fn list_public_rooms(
+        &self,
+        q: Option<&str>,
+        after: Option<RoomId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Room>>;
+
+    /// Every room the user is a member of, with role and unread count.
+    async fn list_memberships(&self, user_id: UserId) -> StoreResult<Vec<Membership>>;
+
+    /// Applies a patch; `None` when the room does not exist.
+    async fn update_room(
+        &self,
+        id: RoomId,
+        patch: RoomPatch,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Room>>;
+
+    /// Deletes a room with its members, invites, messages and reactions.
+    async fn delete_room(&self, id: RoomId) -> StoreResult<bool>;
+
+    // ---- members --------------------------------------------------------
+
+    /// Adds a member; `false` when already a member (role unchanged).
+    async fn add_member(
+        &self,
+        room_id: RoomId,
+        user_id: UserId,
+        role: RoomRole,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// One membership.
+    async fn member(&self, room_id: RoomId, user_id: UserId) -> StoreResult<Option<Member>>;
+
+    /// Every member of a room, oldest first.
+    async fn list_members(&self, room_id: RoomId) -> StoreResult<Vec<Member>>;
+
+    /// Users who share at least one room with `user_id` (not including them).
+    async fn users_sharing_rooms(&self, user_id: UserId) -> StoreResult<Vec<UserId>>;
+
+    /// Sets a member's role; `false` when not a member.
+    async fn update_member_role(
+        &self,
+        room_id: RoomId,
+        user_id: UserId,
+        role: RoomRole,
+    ) -> StoreResult<bool>;
+
+    /// Moves the read marker forward to `seq` (never back, never past the
+    /// room's last seq). Returns the marker now stored, `None` when not a
+    /// member.
+    async fn set_read_marker(
+        &self,
+        room_id: RoomId,
+        user_id: UserId,
+        seq: i64,
+    ) -> StoreResult<Option<i64>>;
+
+    /// Removes a member; `false` when not a member.
+    async fn remove_member(&self, room_id: RoomId, user_id: UserId) -> StoreResult<bool>;
+
+    /// Bans a user from a room (removing the membership); `false` when
+    /// already banned.
+    async fn ban_member(
+        &self,
+        room_id: RoomId,
+        user_id: UserId,
+        banned_by: UserId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Whether the user is banned from the room.
+    async fn is_banned(&self, room_id: RoomId, user_id: UserId) -> StoreResult<bool>;
+
+    /// Lifts a ban; `false` when there was none.
+    async fn unban_member(&self, room_id: RoomId, user_id: UserId) -> StoreResult<bool>;
+
+    // ---- invites --------------------------------------------------------
+
+    /// Stores a pending invite. A pending invite for the same room and
+    /// invitee already there is `Conflict { field: "user_id" }`.
+    async fn create_invite(&self, new: NewInvite) -> StoreResult<Invite>;
+
+    /// An invite by id.
+    async fn invite_by_id(&self, id: InviteId) -> StoreResult<Option<Invite>>;
+
+    /// A user's pending invites, newest first.
+    async fn list_pending_invites(&self, invitee_id: UserId) -> StoreResult<Vec<Invite>>;
+
+    /// Accepts or declines a pending invite; `false` when it is not pending.
+    async fn respond_invite(
+        &self,
+        id: InviteId,
+        status: InviteStatus,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    // ---- messages and reactions -----------------------------------------
+
+    /// Stores a message under the room's next seq, atomically and without
+    /// gaps, and moves the author's read marker to it. With a `client_id`
+    /// the author already used in this room, stores nothing and returns
+    /// `Existing` with the earlier message.
+    async fn create_message(&self, new: NewMessage) -> StoreResult<Created<Message>>;
+
+    /// A message by id.
+    async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>>;
+
+    /// A page of history: newest first, or oldest first when `after_seq`
+    /// is given. Deleted messages are included (as tombstones).
+    async fn list_messages(
+        &self,
+        room_id: RoomId,
+        query: HistoryQuery,
+    ) -> StoreResult<Vec<Message>>;
+
+    /// Full-text search over the rooms `user_id` is a member of (or just
+    /// `room_id`, if they are a member of it), best match first; deleted
+    /// messages and messages by users they blocked are left out.
+    async fn search_messages(
+        &self,
+        user_id: UserId,
+        query: &str,
+        room_id: Option<RoomId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
+
+    /// Replaces a body and sets `edited_at`; `None` when missing or deleted.
+    async fn update_message_body(
+        &self,
+        id: MessageId,
+        body: MessageBody,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Message>>;
+
+    /// Adds a reaction; `false` when this user already reacted so.
+    async fn add_reaction(
+        &self,
+        message_id: MessageId,
+        user_id: UserId,
+        emoji: &Emoji,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Removes a reaction; `false` when there was none.
+    async fn remove_reaction(
+        &self,
+        message_id: MessageId,
+        user_id: UserId,
+        emoji: &Emoji,
+    ) -> StoreResult<bool>;
+
+    /// Soft-deletes: the body is erased, reactions removed, `deleted` set;
+    /// the seq stays. `None` when missing or already deleted.
+    async fn delete_message(
+        &self,
+        id: MessageId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Message>>;
+
+    // ---- blocks ---------------------------------------------------------
+
+    /// `blocker` blocks `blocked`; `false` when already so.
+    async fn create_block(
+        &self,
+        blocker_id: UserId,
+        blocked_id: UserId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Whom `blocker` blocked, newest first.
+    async fn list_blocks(&self, blocker_id: UserId) -> StoreResult<Vec<Block>>;
+
+    /// Every block, to build the in-memory view at start.
+    async fn all_blocks(&self) -> StoreResult<Vec<(UserId, UserId)>>;
+
+    /// Lifts a block; `false` when there was none.
+    async fn delete_block(&self, blocker_id: UserId, blocked_id: UserId) -> StoreResult<bool>;
+}
+
 /// Everything Parley keeps durably.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+pub trait Store: ChatStore + Send + Sync + std::fmt::Debug + 'static {
     // ---- health ---------------------------------------------------------
 
     /// A cheap round trip (`select 1`), for readiness.

@@ -18,10 +18,23 @@ use parley_actors::store::{Store, StoreResult};
 
 use crate::telemetry;
 
+/// Called with each revoked session (closes its sockets).
+pub type RevocationListener = Arc<dyn Fn(SessionId) + Send + Sync>;
+
 /// Revoked sessions whose access tokens may not have expired yet.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RevokedSessions {
     revoked: Arc<DashMap<SessionId, DateTime<Utc>>>,
+    listener: Option<RevocationListener>,
+}
+
+impl std::fmt::Debug for RevokedSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevokedSessions")
+            .field("revoked", &self.revoked.len())
+            .field("listener", &self.listener.is_some())
+            .finish()
+    }
 }
 
 impl RevokedSessions {
@@ -36,10 +49,20 @@ impl RevokedSessions {
         Ok(view)
     }
 
-    /// Records a revocation already written to the store.
+    /// Calls `listener` with every session revoked from now on.
+    pub fn with_listener(mut self, listener: RevocationListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Records a revocation already written to the store, and tells the
+    /// listener (which closes the session's sockets).
     pub fn insert(&self, session: SessionId) {
         self.revoked.insert(session, Utc::now());
         self.report();
+        if let Some(listener) = &self.listener {
+            listener(session);
+        }
     }
 
     /// Whether the session has been revoked.

@@ -39,6 +39,9 @@ pub enum ApiError {
     /// 403: the current password given for a sensitive change is wrong.
     #[error("current password is incorrect")]
     InvalidPassword,
+    /// 403: not allowed.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// 403: the account is suspended.
     #[error("this account is suspended")]
     AccountSuspended,
@@ -54,6 +57,9 @@ pub enum ApiError {
         /// Public field name.
         field: &'static str,
     },
+    /// 409: the state does not allow it (already a member, invite pending …).
+    #[error("{0}")]
+    ConflictWith(&'static str),
     /// 413: the body is larger than allowed.
     #[error("request body is too large")]
     PayloadTooLarge,
@@ -78,6 +84,9 @@ pub enum ApiError {
         /// Time until the next request is allowed.
         retry_after: Duration,
     },
+    /// 503: temporarily unavailable (connection cap, an actor not answering).
+    #[error("{0}")]
+    Unavailable(&'static str),
     /// 503: a dependency is down (readiness).
     #[error("{message}")]
     NotReady {
@@ -116,6 +125,8 @@ impl ApiError {
             InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials", None),
             InvalidRefreshToken => (StatusCode::UNAUTHORIZED, "invalid_refresh_token", None),
             InvalidPassword => (StatusCode::FORBIDDEN, "invalid_password", None),
+            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
+            Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
             AccountSuspended => (StatusCode::FORBIDDEN, "account_suspended", None),
             AccountBanned => (StatusCode::FORBIDDEN, "account_banned", None),
             NotFound => (StatusCode::NOT_FOUND, "not_found", None),
@@ -124,6 +135,7 @@ impl ApiError {
                 "conflict",
                 Some(json!({ "field": field })),
             ),
+            ConflictWith(_) => (StatusCode::CONFLICT, "conflict", None),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
             UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -166,6 +178,24 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict { field } => Self::Conflict { field },
             other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<parley_actors::ChatError> for ApiError {
+    fn from(e: parley_actors::ChatError) -> Self {
+        use parley_actors::ChatError as C;
+        match e {
+            C::NotFound(_) => Self::NotFound,
+            C::Forbidden(why) => Self::Forbidden(why),
+            C::NotMember => Self::Forbidden("you are not a member of this room"),
+            C::Conflict(why) => Self::ConflictWith(why),
+            C::Invalid {
+                field,
+                code,
+                message,
+            } => Self::field(field, code, message),
+            C::Unavailable(_) => Self::Unavailable("temporarily unavailable; try again"),
         }
     }
 }

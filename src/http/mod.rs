@@ -6,11 +6,14 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod messages;
 pub mod ops;
 pub mod pagination;
 pub mod ratelimit;
+pub mod rooms;
 pub mod sessions;
 pub mod users;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,7 +52,9 @@ const CSP: &str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; 
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "sessions", description = "My sessions (devices)"),
-        (name = "users", description = "Profiles"),
+        (name = "users", description = "Profiles and blocks"),
+        (name = "rooms", description = "Rooms, members, invites and direct rooms"),
+        (name = "messages", description = "History, sending, edits, reactions, read markers, search"),
         (name = "operations", description = "Liveness and readiness"),
     )
 )]
@@ -86,6 +91,8 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let authed = auth::authed_router()
         .merge(sessions::router())
         .merge(users::router())
+        .merge(rooms::router())
+        .merge(messages::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     let v1 = auth::register_router()
         .route_layer(middleware::from_fn_with_state(register_limit, limit_by_ip))
@@ -116,6 +123,8 @@ pub fn router(state: AppState, serve_metrics: bool) -> Router {
             }
         }),
     );
+    // The socket endpoint authenticates itself (header or first frame).
+    router = router.route("/ws", get(ws::upgrade));
     if serve_metrics {
         router = router.route("/metrics", get(ops::metrics));
     }

@@ -53,13 +53,13 @@ impl PageParams {
 
 /// One page of a list.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Page<T: ToSchema> {
+pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `?cursor=` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
-impl<T: ToSchema> Page<T> {
+impl<T> Page<T> {
     /// Builds a page from `limit + 1` fetched rows: the extra row only says
     /// whether another page exists.
     pub fn from_overfetch(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Self {

@@ -4,7 +4,7 @@
 //! [`connect`] picks the backend from the URL scheme and brings the schema up
 //! to date; [`migrate_up`] and [`migrate_down`] back the `parley migrate` CLI.
 //!
-//! Both backends run the same SQL. It is written once, in [`impl_store!`],
+//! Both backends run the same SQL. It is written once, in `impl_store!` below,
 //! using `$1, $2, …` placeholders (SQLite accepts them too) and only syntax
 //! both databases know (`returning`, `coalesce`, `case`; no `greatest`, no
 //! `for update`). Both schemas store ids as UUID text and times as unix
@@ -95,8 +95,11 @@ where
 {
     conn.lock().await.map_err(migrate_err)?;
     let reverted = revert_latest_locked(conn, migrator, steps).await;
-    conn.unlock().await.map_err(migrate_err)?;
-    reverted.map_err(migrate_err)
+    // Unlock either way, but report the revert's own failure first.
+    let unlocked = conn.unlock().await;
+    let reverted = reverted.map_err(migrate_err)?;
+    unlocked.map_err(migrate_err)?;
+    Ok(reverted)
 }
 
 async fn revert_latest_locked<C>(
@@ -339,8 +342,10 @@ fn migrate_err(err: MigrateError) -> StoreError {
 
 /// The public name of the key a unique violation hit.
 ///
-/// PostgreSQL names the constraint (`users_email_key`); SQLite only says
-/// `UNIQUE constraint failed: users.email`. Both contain the column name.
+/// PostgreSQL names the constraint or index (`users_email_key`); SQLite only
+/// says `UNIQUE constraint failed: users.email` (for a multi-column key, every
+/// column: `invites.room_id, invites.invitee_id`). Both contain the column
+/// name, so checks go from the most telling column to the least.
 fn conflict_field(err: &dyn DatabaseError) -> &'static str {
     let text = err.constraint().unwrap_or_else(|| err.message());
     if text.contains("username") {
@@ -349,6 +354,15 @@ fn conflict_field(err: &dyn DatabaseError) -> &'static str {
         "email"
     } else if text.contains("token_hash") || text.contains("refresh_tokens") {
         "token_hash"
+    } else if text.contains("invitee_id") {
+        // the pending-invite index: the API names the invitee `user_id`
+        "user_id"
+    } else if text.contains("client_id") {
+        "client_id"
+    } else if text.contains("dm_key") {
+        "dm_key"
+    } else if text.contains("seq") {
+        "seq"
     } else {
         "id"
     }
@@ -899,13 +913,18 @@ mod tests {
 
     use chrono::{DateTime, Duration as Span, Utc};
     use futures_util::future::BoxFuture;
-    use parley_actors::domain::{AuditId, Email, Role, SessionId, UserId, UserStatus, Username};
+    use parley_actors::domain::{
+        AuditId, Email, Role, RoomId, RoomName, SessionId, UserId, UserStatus, Username, Visibility,
+    };
     use parley_actors::store::{
-        AuditEntry, LoginFailure, NewAuditEntry, NewRefreshToken, NewSession, NewUser,
+        AuditEntry, LoginFailure, NewAuditEntry, NewRefreshToken, NewRoom, NewSession, NewUser,
         RefreshOutcome, Session, Store, StoreError,
     };
 
     use super::{Backend, connect, migrate_down, migrate_up};
+
+    // The chat cases live with the chat SQL; the suite finds them here.
+    pub(super) use super::chat::tests::*;
 
     /// Frees what a test database holds (a temp dir, a PostgreSQL database).
     pub(super) trait Cleanup: Send + std::fmt::Debug {
@@ -974,6 +993,18 @@ mod tests {
                 audit_entries_are_listed_newest_first,
                 a_closed_store_is_unavailable,
                 migrations_go_down_and_up_again,
+                rooms_are_created_updated_and_deleted_with_their_contents,
+                public_rooms_are_found_by_name_newest_first,
+                direct_rooms_are_created_once_per_pair,
+                members_are_added_promoted_removed_and_banned,
+                invites_are_pending_once_until_answered,
+                concurrent_sends_get_gapless_seqs,
+                client_ids_make_sends_idempotent,
+                messages_are_edited_reacted_to_and_deleted,
+                history_pages_both_ways_and_hides_blocked_authors,
+                unread_counts_skip_own_deleted_and_blocked_messages,
+                search_covers_my_rooms_and_tolerates_any_input,
+                blocks_are_created_listed_and_lifted,
             );
         };
         (@cases $fresh:ident, $($case:ident),+ $(,)?) => {
@@ -992,7 +1023,7 @@ mod tests {
     // ---- fixtures -----------------------------------------------------------
 
     /// A fixed instant plus `ms` milliseconds.
-    fn t(ms: i64) -> DateTime<Utc> {
+    pub(super) fn t(ms: i64) -> DateTime<Utc> {
         DateTime::from_timestamp_millis(1_700_000_000_000 + ms).expect("valid time")
     }
 
@@ -1605,7 +1636,26 @@ mod tests {
             .await
             .expect("create")
             .id;
+        let room = NewRoom {
+            id: RoomId::new(),
+            name: RoomName::parse("room").expect("name"),
+            topic: None,
+            visibility: Visibility::Public,
+            owner: id,
+            created_at: t(0),
+        };
+        let room_id = store.create_room(room.clone()).await.expect("room").id;
 
+        // One step takes the chat tables and leaves the accounts.
+        assert_eq!(migrate_down(&url, 1).await.expect("down"), vec![2]);
+        let err = store.room_by_id(room_id).await.expect_err("no rooms table");
+        assert!(matches!(err, StoreError::Other(_)), "{err:?}");
+        assert!(store.user_by_id(id).await.expect("read").is_some());
+        migrate_up(&url).await.expect("up");
+        assert_eq!(store.room_by_id(room_id).await.expect("read"), None);
+        store.create_room(room).await.expect("room again");
+
+        assert_eq!(migrate_down(&url, 1).await.expect("down"), vec![2]);
         assert_eq!(migrate_down(&url, 1).await.expect("down"), vec![1]);
         let err = store.user_by_id(id).await.expect_err("no users table");
         assert!(matches!(err, StoreError::Other(_)), "{err:?}");
@@ -1665,5 +1715,7 @@ mod tests {
 
 // Declared after the macros above, which are textually scoped: the backends
 // expand `impl_store!`.
+#[macro_use]
+mod chat;
 mod postgres;
 mod sqlite;

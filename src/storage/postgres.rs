@@ -1,9 +1,10 @@
 //! [`Store`](parley_actors::store::Store) on PostgreSQL, for larger and
 //! clustered deployments (`PARLEY_DATABASE_URL=postgres://…`).
 //!
-//! The SQL is shared with SQLite (`impl_store!` in `storage/mod.rs`); this
-//! file holds what is PostgreSQL's own: the connect options and the
-//! migrations.
+//! The SQL is shared with SQLite (`impl_store!` in `storage/mod.rs`,
+//! `impl_chat_store!` in `storage/chat.rs`); this file holds what is
+//! PostgreSQL's own: the connect options, the migrations and full-text search
+//! (`tsvector`).
 
 use std::str::FromStr;
 
@@ -12,6 +13,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use super::chat::MessageRow;
 use super::{ACQUIRE_TIMEOUT, db_err, migrate_err, revert_latest};
 
 /// The PostgreSQL schema, embedded at build time.
@@ -34,6 +36,46 @@ impl PgStore {
 }
 
 impl_store!(PgStore);
+impl_chat_store!(PgStore);
+
+impl PgStore {
+    /// Full-text search for `impl_chat_store!`: messages matching every word
+    /// of `query` in rooms `user_id` is a member of (only `room_id`, if
+    /// given), not deleted and not by someone they blocked; best match
+    /// (`ts_rank`) first, then newest.
+    ///
+    /// `plainto_tsquery` reads the input as plain words to AND, like the
+    /// SQLite side, and never fails on punctuation or operators.
+    async fn search_rows(
+        &self,
+        user_id: &str,
+        query: &str,
+        room_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<MessageRow>> {
+        sqlx::query_as::<_, MessageRow>(concat!(
+            "select ",
+            m_message_columns!(),
+            " from messages m \
+             join room_members rm on rm.room_id = m.room_id and rm.user_id = $1 \
+             where m.body_tsv @@ plainto_tsquery('simple', $2) \
+               and not m.deleted \
+               and ($3 is null or m.room_id = $3) \
+               and not exists (select 1 from blocks b \
+                               where b.blocker_id = $1 and b.blocked_id = m.author_id) \
+             order by ts_rank(m.body_tsv, plainto_tsquery('simple', $2)) desc, \
+               m.created_at desc, m.id desc \
+             limit $4"
+        ))
+        .bind(user_id)
+        .bind(query)
+        .bind(room_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+}
 
 /// Opens a pool without touching the schema.
 async fn open(database_url: &str, max_connections: u32) -> StoreResult<PgPool> {

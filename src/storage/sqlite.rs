@@ -1,8 +1,9 @@
 //! [`Store`](parley_actors::store::Store) on SQLite: one file, no server, the
 //! default for a single node.
 //!
-//! The SQL is shared with PostgreSQL (see [`impl_store!`](super)); this file
-//! holds what is SQLite's own: the connect options and the migrations.
+//! The SQL is shared with PostgreSQL (`impl_store!` in `storage/mod.rs`,
+//! `impl_chat_store!` in `storage/chat.rs`); this file holds what is SQLite's
+//! own: the connect options, the migrations and full-text search (FTS5).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use super::chat::MessageRow;
 use super::{ACQUIRE_TIMEOUT, db_err, migrate_err, revert_latest};
 
 /// The SQLite schema, embedded at build time.
@@ -37,6 +39,60 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore);
+impl_chat_store!(SqliteStore);
+
+impl SqliteStore {
+    /// Full-text search for `impl_chat_store!`: messages matching every word
+    /// of `query` in rooms `user_id` is a member of (only `room_id`, if
+    /// given), not deleted and not by someone they blocked; best match
+    /// (bm25) first, then newest.
+    async fn search_rows(
+        &self,
+        user_id: &str,
+        query: &str,
+        room_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<MessageRow>> {
+        let Some(fts_query) = fts_query(query) else {
+            return Ok(Vec::new());
+        };
+        sqlx::query_as::<_, MessageRow>(concat!(
+            "select ",
+            m_message_columns!(),
+            " from messages_fts \
+             join messages m on m.num = messages_fts.rowid \
+             join room_members rm on rm.room_id = m.room_id and rm.user_id = $1 \
+             where messages_fts match $2 \
+               and not m.deleted \
+               and ($3 is null or m.room_id = $3) \
+               and not exists (select 1 from blocks b \
+                               where b.blocker_id = $1 and b.blocked_id = m.author_id) \
+             order by messages_fts.rank, m.created_at desc, m.id desc \
+             limit $4"
+        ))
+        .bind(user_id)
+        .bind(fts_query)
+        .bind(room_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+}
+
+/// Turns user input into an FTS5 query that cannot be a syntax error: each
+/// whitespace-separated word becomes a quoted phrase (inner quotes doubled),
+/// so operators (`OR`, `NEAR(`, `-`, `*`, `^`, `:`) are plain text, and the
+/// phrases are ANDed. Words without a letter or digit are dropped (the
+/// tokenizer would make empty phrases of them); `None` when nothing is left.
+fn fts_query(raw: &str) -> Option<String> {
+    let phrases: Vec<String> = raw
+        .split_whitespace()
+        .filter(|word| word.chars().any(char::is_alphanumeric))
+        .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+        .collect();
+    (!phrases.is_empty()).then(|| phrases.join(" "))
+}
 
 /// Opens a pool without touching the schema.
 async fn open(database_url: &str, max_connections: u32) -> StoreResult<SqlitePool> {
@@ -120,6 +176,98 @@ mod tests {
         assert!(is_in_memory("sqlite::memory:"));
         assert!(is_in_memory("sqlite://?mode=memory"));
         assert!(!is_in_memory("sqlite:data/parley.db"));
+    }
+
+    #[test]
+    fn search_input_becomes_quoted_phrases() {
+        assert_eq!(fts_query(""), None);
+        assert_eq!(fts_query("  \t "), None);
+        assert_eq!(fts_query("\" * - ( )"), None);
+        assert_eq!(
+            fts_query("quick OR NEAR(fox"),
+            Some("\"quick\" \"OR\" \"NEAR(fox\"".to_owned())
+        );
+        assert_eq!(
+            fts_query("say \"hi\""),
+            Some("\"say\" \"\"\"hi\"\"\"".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn the_search_index_follows_edits_deletes_and_cascades() {
+        use parley_actors::domain::{MessageBody, MessageId, RoomId, RoomName, Visibility};
+        use parley_actors::store::{ChatStore, NewMessage, NewRoom, Store};
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite:{}", dir.path().join("fts.db").display());
+        let store = SqliteStore::connect(&url, 2).await.expect("connect");
+        let owner = store
+            .create_user(crate::storage::tests::new_user("owner"))
+            .await
+            .expect("user")
+            .id;
+        let at = crate::storage::tests::t(0);
+        let room = store
+            .create_room(NewRoom {
+                id: RoomId::new(),
+                name: RoomName::parse("room").expect("name"),
+                topic: None,
+                visibility: Visibility::Public,
+                owner,
+                created_at: at,
+            })
+            .await
+            .expect("room");
+        let mut ids = Vec::new();
+        for body in ["alpha beta", "gamma", "delta"] {
+            let new = NewMessage {
+                id: MessageId::new(),
+                room_id: room.id,
+                author_id: owner,
+                body: MessageBody::parse(body).expect("body"),
+                reply_to: None,
+                client_id: None,
+                created_at: at,
+            };
+            ids.push(
+                store
+                    .create_message(new)
+                    .await
+                    .expect("send")
+                    .into_inner()
+                    .id,
+            );
+        }
+        let check = || async {
+            // Compares the index with the content table; fails on any drift.
+            sqlx::query(
+                "insert into messages_fts (messages_fts, rank) values ('integrity-check', 1)",
+            )
+            .execute(&store.pool)
+            .await
+            .expect("index in step with messages");
+        };
+        check().await;
+        store
+            .update_message_body(ids[0], MessageBody::parse("epsilon").expect("body"), at)
+            .await
+            .expect("edit");
+        store.delete_message(ids[1], at).await.expect("delete");
+        check().await;
+        // The vacuum would renumber implicit rowids; `num` keeps them.
+        sqlx::query("vacuum")
+            .execute(&store.pool)
+            .await
+            .expect("vacuum");
+        check().await;
+        store.delete_room(room.id).await.expect("delete room");
+        check().await;
+        let left: (i64,) =
+            sqlx::query_as("select count(*) from messages_fts where messages_fts match 'epsilon'")
+                .fetch_one(&store.pool)
+                .await
+                .expect("count");
+        assert_eq!(left.0, 0);
     }
 
     #[tokio::test]

@@ -1,0 +1,454 @@
+//! `GET /ws`: the WebSocket upgrade, and per socket one reader (this task)
+//! and ONE writer task around the socket's bounded [`Outbox`] queues.
+//!
+//! The reader parses, validates and rate-limits frames and hands them to
+//! the socket's connection actor; it answers what it cannot pass on with an
+//! `error` frame and keeps the connection. The writer drains the durable
+//! queue first, then the ephemeral one, feeding several frames before each
+//! flush, pings every heartbeat interval, and sends the close frame when the
+//! socket is told to close (revocation 4003, slow consumer 4009, …).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota};
+use parley_actors::connection::ConnectionMsg;
+use parley_actors::protocol::{CLIENT_TYPES, ClientFrame, ServerFrame, close};
+use parley_actors::sockets::{Outbox, OutboxReceivers};
+use parley_actors::telemetry as rt_metrics;
+use ractor::ActorRef;
+use tokio_util::sync::CancellationToken;
+
+use super::error::ApiError;
+use super::extract::AuthUser;
+use crate::startup::AppState;
+
+/// Frames fed to the socket before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// The upgrade: checks `Origin`, the connection cap and (when present) the
+/// bearer token, then hands the socket to [`run_socket`].
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&headers, &state.settings.allowed_origins()) {
+        metrics::counter!(rt_metrics::WS_CLOSES, "code" => "origin").increment(1);
+        return ApiError::Forbidden("this origin may not open a socket").into_response();
+    }
+    if state.realtime.sockets().len() >= state.settings.ws_max_connections {
+        return ApiError::Unavailable("the server is at its connection limit").into_response();
+    }
+    let pre_auth = match bearer(&headers) {
+        Some(token) => match state.accounts.authenticate(&token) {
+            Ok(user) => Some(user),
+            Err(e) => return e.into_response(),
+        },
+        None => None,
+    };
+    let settings = &state.settings;
+    let frame_limit = settings.ws_max_frame_bytes;
+    ws
+        // Larger than the contract's frame limit so that a frame slightly
+        // over it gets an error frame; far beyond it the socket closes (1009).
+        .max_message_size(frame_limit.saturating_mul(4))
+        .max_frame_size(frame_limit.saturating_mul(4))
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(settings.ws_max_write_buffer_bytes)
+        .on_upgrade(move |socket| run_socket(state, socket, pre_auth))
+        .into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// Browsers send `Origin`; a page on another site must not open a socket
+/// with the user's credentials. Same-origin and allowlisted origins pass;
+/// clients that send no `Origin` (not browsers) pass.
+fn origin_allowed(headers: &HeaderMap, allowlist: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    if allowlist
+        .iter()
+        .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
+}
+
+async fn close_now(mut socket: WebSocket, code: u16, reason: &'static str) {
+    metrics::counter!(rt_metrics::WS_CLOSES, "code" => code.to_string()).increment(1);
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    if let Err(e) = socket.send(Message::Close(Some(frame))).await {
+        tracing::debug!(error = %e, "close frame not sent");
+    }
+}
+
+/// Waits for `{"type": "auth", "token": …}` as the first frame.
+async fn first_frame_auth(
+    state: &AppState,
+    socket: &mut WebSocket,
+) -> Result<AuthUser, (u16, &'static str)> {
+    let wait = Duration::from_secs(state.settings.ws_auth_timeout_secs);
+    let read = async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => return Some(text),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                _ => return None,
+            }
+        }
+    };
+    let text = match tokio::time::timeout(wait, read).await {
+        Ok(Some(text)) => text,
+        Ok(None) => return Err((close::UNAUTHENTICATED, "not authenticated")),
+        Err(_) => return Err((close::UNAUTHENTICATED, "auth timeout")),
+    };
+    match serde_json::from_str::<ClientFrame>(&text) {
+        Ok(ClientFrame::Auth { token }) => state
+            .accounts
+            .authenticate(&token)
+            .map_err(|_| (close::UNAUTHENTICATED, "invalid token")),
+        _ => Err((close::UNAUTHENTICATED, "first frame must be auth")),
+    }
+}
+
+/// One socket, from upgrade to close.
+async fn run_socket(state: AppState, mut socket: WebSocket, pre_auth: Option<AuthUser>) {
+    let auth = match pre_auth {
+        Some(auth) => auth,
+        None => match first_frame_auth(&state, &mut socket).await {
+            Ok(auth) => auth,
+            Err((code, reason)) => return close_now(socket, code, reason).await,
+        },
+    };
+    let realtime = &state.realtime;
+    if realtime.sockets().user_connections(auth.user_id)
+        >= state.settings.ws_max_connections_per_user
+    {
+        return close_now(socket, close::POLICY, "too many connections for this user").await;
+    }
+    let (outbox, receivers) = realtime.outbox(auth.user_id, auth.session_id);
+    let heartbeat = Duration::from_secs(state.settings.ws_heartbeat_secs.max(1));
+    let connected = realtime
+        .connect(
+            &outbox,
+            &auth.username,
+            u64::try_from(heartbeat.as_millis()).unwrap_or(u64::MAX),
+        )
+        .await;
+    let actor = match connected {
+        Ok(actor) => actor,
+        Err(e) => {
+            tracing::error!(error = %e, "socket not accepted into the realtime core");
+            return close_now(socket, 1011, "server error").await;
+        }
+    };
+    // A token revoked between the check and the registration still closes.
+    if state.accounts.revoked().contains(&auth.session_id) {
+        outbox.close(close::REVOKED, "session revoked");
+    }
+    let (sink, stream) = socket.split();
+    let done = CancellationToken::new();
+    let writer = tokio::spawn(write_loop(sink, receivers, heartbeat, done.clone()));
+    read_loop(&state, stream, &outbox, &actor, heartbeat, &done).await;
+    realtime.disconnect(&outbox, &actor);
+    // Let the writer send what is queued and the close frame.
+    if !outbox.is_closing() {
+        outbox.close(1000, "bye");
+    }
+    if let Err(e) = writer.await {
+        tracing::error!(error = %e, "socket writer failed");
+    }
+}
+
+/// Per-socket event limiter with strike counting.
+struct EventLimit {
+    limiter: DefaultDirectRateLimiter,
+    strikes: u32,
+    max_strikes: u32,
+}
+
+impl EventLimit {
+    fn new(per_second: u32, burst: u32, max_strikes: u32) -> Self {
+        let per_second = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        Self {
+            limiter: DefaultDirectRateLimiter::direct(
+                Quota::per_second(per_second).allow_burst(burst),
+            ),
+            strikes: 0,
+            max_strikes,
+        }
+    }
+}
+
+fn push_frame(outbox: &Outbox, frame: &ServerFrame) {
+    metrics::counter!(rt_metrics::WS_EVENTS, "direction" => "out", "type" => frame.kind())
+        .increment(1);
+    outbox.push(frame.to_bytes(), frame.is_ephemeral());
+}
+
+async fn read_loop(
+    state: &AppState,
+    mut stream: SplitStream<WebSocket>,
+    outbox: &Arc<Outbox>,
+    actor: &ActorRef<ConnectionMsg>,
+    heartbeat: Duration,
+    done: &CancellationToken,
+) {
+    let settings = &state.settings;
+    let mut limit = EventLimit::new(
+        settings.ws_events_per_second,
+        settings.ws_events_burst,
+        settings.ws_rate_strikes,
+    );
+    let silence = heartbeat * 2;
+    loop {
+        let next = tokio::select! {
+            () = done.cancelled() => break,
+            next = tokio::time::timeout(silence, stream.next()) => next,
+        };
+        let message = match next {
+            Err(_) => {
+                outbox.close(close::IDLE, "heartbeat timeout");
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                tracing::debug!(error = %e, "socket read failed");
+                if e.to_string().contains("too long") || e.to_string().contains("Space limit") {
+                    outbox.close(close::TOO_BIG, "frame too large");
+                }
+                break;
+            }
+            Ok(Some(Ok(message))) => message,
+        };
+        match message {
+            Message::Text(text) => {
+                if !handle_text(settings, outbox, actor, &mut limit, text.as_str()) {
+                    break;
+                }
+            }
+            Message::Binary(_) => push_frame(
+                outbox,
+                &ServerFrame::error(
+                    None,
+                    "unsupported_frame",
+                    "binary frames are not supported; send JSON text",
+                ),
+            ),
+            Message::Ping(_) | Message::Pong(_) => {}
+            Message::Close(_) => break,
+        }
+    }
+}
+
+/// Handles one text frame; `false` ends the connection.
+fn handle_text(
+    settings: &crate::config::Settings,
+    outbox: &Outbox,
+    actor: &ActorRef<ConnectionMsg>,
+    limit: &mut EventLimit,
+    text: &str,
+) -> bool {
+    if text.len() > settings.ws_max_frame_bytes {
+        push_frame(
+            outbox,
+            &ServerFrame::error(
+                None,
+                "frame_too_large",
+                format!(
+                    "frames may be at most {} bytes",
+                    settings.ws_max_frame_bytes
+                ),
+            ),
+        );
+        return true;
+    }
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            push_frame(
+                outbox,
+                &ServerFrame::error(
+                    None,
+                    "malformed_frame",
+                    format!("frame is not valid JSON: {e}"),
+                ),
+            );
+            return true;
+        }
+    };
+    let reference = value.get("ref").and_then(|r| r.as_str()).map(str::to_owned);
+    let reference = reference.as_deref();
+    let Some(kind) = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned)
+    else {
+        push_frame(
+            outbox,
+            &ServerFrame::error(
+                reference,
+                "invalid_frame",
+                "frame must be a JSON object with a string `type`",
+            ),
+        );
+        return true;
+    };
+    if !CLIENT_TYPES.contains(&kind.as_str()) {
+        push_frame(
+            outbox,
+            &ServerFrame::error(
+                reference,
+                "unknown_type",
+                format!("unknown frame type `{kind}`"),
+            ),
+        );
+        return true;
+    }
+    let frame: ClientFrame = match serde_json::from_value(value) {
+        Ok(frame) => frame,
+        Err(e) => {
+            push_frame(
+                outbox,
+                &ServerFrame::error(reference, "invalid_frame", format!("{kind}: {e}")),
+            );
+            return true;
+        }
+    };
+    metrics::counter!(rt_metrics::WS_EVENTS, "direction" => "in", "type" => frame.kind())
+        .increment(1);
+    if frame.is_rate_limited() {
+        match limit.limiter.check() {
+            Ok(()) => limit.strikes = 0,
+            Err(not_until) => {
+                limit.strikes += 1;
+                metrics::counter!(rt_metrics::WS_RATE_LIMITED).increment(1);
+                if limit.strikes > limit.max_strikes {
+                    outbox.close(close::POLICY, "rate limit exceeded persistently");
+                    return false;
+                }
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                push_frame(
+                    outbox,
+                    &ServerFrame::Error {
+                        reference: reference.map(str::to_owned),
+                        code: "rate_limited".to_owned(),
+                        message: "too many events; slow down".to_owned(),
+                        retry_after_ms: Some(
+                            u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
+                        ),
+                    },
+                );
+                return true;
+            }
+        }
+    }
+    if actor.cast(ConnectionMsg::Frame(frame)).is_err() {
+        outbox.close(1011, "server error");
+        return false;
+    }
+    true
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: OutboxReceivers,
+    heartbeat: Duration,
+    done: CancellationToken,
+) {
+    let mut ping = tokio::time::interval(heartbeat);
+    ping.tick().await;
+    let result: Result<(), axum::Error> = async {
+        loop {
+            tokio::select! {
+                biased;
+                changed = rx.close.changed() => {
+                    let reason = rx.close.borrow().clone();
+                    if changed.is_err() || reason.is_some() {
+                        let reason = reason.unwrap_or(parley_actors::sockets::CloseReason { code: 1000, reason: String::new() });
+                        if reason.code == close::GOING_AWAY || reason.code == 1000 {
+                            // Orderly close: deliver what is already queued first.
+                            while let Ok(bytes) = rx.durable.try_recv() {
+                                sink.feed(text(bytes)).await?;
+                            }
+                        }
+                        metrics::counter!(rt_metrics::WS_CLOSES, "code" => reason.code.to_string()).increment(1);
+                        sink.send(Message::Close(Some(CloseFrame {
+                            code: reason.code,
+                            reason: Utf8Bytes::from(reason.reason),
+                        }))).await?;
+                        return Ok(());
+                    }
+                }
+                Some(bytes) = rx.durable.recv() => {
+                    sink.feed(text(bytes)).await?;
+                    drain(&mut sink, &mut rx).await?;
+                }
+                Some(bytes) = rx.ephemeral.recv() => {
+                    sink.feed(text(bytes)).await?;
+                    drain(&mut sink, &mut rx).await?;
+                }
+                _ = ping.tick() => {
+                    sink.send(Message::Ping(Bytes::new())).await?;
+                }
+                else => return Ok(()),
+            }
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "socket write failed");
+    }
+    done.cancel();
+}
+
+/// Feeds whatever else is queued (durable first), up to a batch, then flushes.
+async fn drain(
+    sink: &mut SplitSink<WebSocket, Message>,
+    rx: &mut OutboxReceivers,
+) -> Result<(), axum::Error> {
+    let mut fed = 1;
+    while fed < WRITE_BATCH {
+        match rx.durable.try_recv() {
+            Ok(bytes) => sink.feed(text(bytes)).await?,
+            Err(_) => match rx.ephemeral.try_recv() {
+                Ok(bytes) => sink.feed(text(bytes)).await?,
+                Err(_) => break,
+            },
+        }
+        fed += 1;
+    }
+    sink.flush().await
+}
+
+fn text(bytes: Bytes) -> Message {
+    // Frames are serialised from Rust strings, so this never fails.
+    Message::Text(Utf8Bytes::try_from(bytes).unwrap_or_else(|_| Utf8Bytes::from_static("{}")))
+}
