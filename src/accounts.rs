@@ -477,6 +477,37 @@ impl Accounts {
         Ok(ids.len())
     }
 
+    /// Revokes every session of a user (suspension, ban); returns how many.
+    pub async fn revoke_all_sessions(&self, user: UserId, reason: &str) -> Result<usize, ApiError> {
+        let ids = self
+            .store
+            .revoke_user_sessions(user, None, reason, Utc::now())
+            .await?;
+        for id in &ids {
+            self.revoked.insert(*id);
+        }
+        Ok(ids.len())
+    }
+
+    /// Records an admin action in the audit log.
+    pub async fn audit_admin(
+        &self,
+        action: &str,
+        admin: UserId,
+        target: UserId,
+        client: &ClientInfo,
+        details: Value,
+    ) {
+        self.audit(
+            action,
+            Some(admin),
+            Some(("user", target.to_string())),
+            client,
+            details,
+        )
+        .await;
+    }
+
     /// The caller's live sessions, newest first.
     pub async fn sessions(
         &self,

@@ -73,6 +73,30 @@ pub enum UserCommand {
         #[command(flatten)]
         settings: Box<SettingsArgs>,
     },
+    /// Provision many accounts for load tests: creates `--count` users named
+    /// `<prefix>0 … <prefix>N-1` (one shared password hash), a session for
+    /// each, and writes one JSON line per user with an access token signed
+    /// with the server's own secret. Operators only: it needs the database
+    /// and the JWT secret.
+    Seed {
+        /// How many users.
+        #[arg(long)]
+        count: u32,
+        /// Username prefix.
+        #[arg(long, default_value = "load")]
+        prefix: String,
+        /// Password of every seeded user (must meet the rules).
+        #[arg(long, default_value = "Load7Test-Password")]
+        password: String,
+        /// Lifetime of the minted access tokens, seconds.
+        #[arg(long, default_value_t = 6 * 3600)]
+        token_ttl_secs: u64,
+        /// Where to write the JSON lines (`-` for standard output).
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+        #[command(flatten)]
+        settings: Box<SettingsArgs>,
+    },
 }
 
 /// Runs the parsed command.
@@ -99,6 +123,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init_tracing(settings.log_format, "warn");
             let user = create_user(&settings, &username, &email, &password, admin).await?;
             println!("created user {} ({user})", username.to_lowercase());
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Seed {
+                    count,
+                    prefix,
+                    password,
+                    token_ttl_secs,
+                    out,
+                    settings,
+                },
+        } => {
+            let settings = Settings::load(&settings, config)?;
+            telemetry::init_tracing(settings.log_format, "warn");
+            let seed = Seed {
+                count,
+                prefix,
+                password,
+                token_ttl: std::time::Duration::from_secs(token_ttl_secs),
+            };
+            let written = seed_users(&settings, &seed, &out).await?;
+            eprintln!("seeded {written} users");
             Ok(())
         }
         Command::Migrate { down, settings } => {
@@ -161,4 +208,107 @@ pub async fn create_user(
     store.close().await;
     created?;
     Ok(id)
+}
+
+/// What `parley user seed` makes.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    pub count: u32,
+    pub prefix: String,
+    pub password: String,
+    pub token_ttl: std::time::Duration,
+}
+
+/// One seeded user, as written (one JSON object per line).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SeededUser {
+    pub user_id: String,
+    pub username: String,
+    pub session_id: String,
+    pub access_token: String,
+}
+
+/// Creates (or reuses, when they exist) `count` users with a session and an
+/// access token each; writes them as JSON lines to `out`. Returns how many.
+pub async fn seed_users(
+    settings: &Settings,
+    seed: &Seed,
+    out: &std::path::Path,
+) -> anyhow::Result<usize> {
+    use std::io::Write;
+    let password = Password::parse(&seed.password).map_err(|e| anyhow::anyhow!("password: {e}"))?;
+    let secret = match &settings.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => crate::auth::tokens::load_or_create_secret(&settings.data_dir)?,
+    };
+    let keys = crate::auth::TokenKeys::new(
+        &secret,
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+        seed.token_ttl,
+    );
+    let store = open_store(settings).await?;
+    let hasher = tokio::task::spawn_blocking(|| PasswordHasher::new(1)).await??;
+    // One hash for all: seeding 10,000 users must not take 10,000 hashes.
+    let password_hash = hasher.hash(password.expose()).await?;
+    let mut writer: Box<dyn Write> = if out.as_os_str() == "-" {
+        Box::new(std::io::BufWriter::new(std::io::stdout()))
+    } else {
+        Box::new(std::io::BufWriter::new(std::fs::File::create(out)?))
+    };
+    let now = Utc::now();
+    for i in 0..seed.count {
+        let username = Username::parse(&format!("{}{i}", seed.prefix))
+            .map_err(|e| anyhow::anyhow!("username: {e}"))?;
+        let email = Email::parse(&format!("{username}@seed.parley.invalid"))
+            .map_err(|e| anyhow::anyhow!("email: {e}"))?;
+        let user = match store.user_by_login(username.as_str()).await? {
+            Some(user) => user,
+            None => {
+                store
+                    .create_user(NewUser {
+                        id: UserId::new(),
+                        username: username.clone(),
+                        email,
+                        password_hash: password_hash.clone(),
+                        role: Role::User,
+                        created_at: now,
+                    })
+                    .await?
+            }
+        };
+        let session = parley_actors::domain::SessionId::new();
+        let refresh = crate::auth::tokens::new_refresh_token();
+        store
+            .create_session(
+                parley_actors::store::NewSession {
+                    id: session,
+                    user_id: user.id,
+                    user_agent: Some("parley user seed".to_owned()),
+                    ip: None,
+                    created_at: now,
+                },
+                parley_actors::store::NewRefreshToken {
+                    token_hash: crate::auth::tokens::hash_refresh_token(&refresh),
+                    session_id: session,
+                    created_at: now,
+                    expires_at: now + chrono::Duration::from_std(seed.token_ttl)?,
+                },
+            )
+            .await?;
+        let access_token = keys
+            .issue(user.id, user.username.as_str(), user.role, session)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let line = SeededUser {
+            user_id: user.id.to_string(),
+            username: user.username.to_string(),
+            session_id: session.to_string(),
+            access_token,
+        };
+        serde_json::to_writer(&mut writer, &line)?;
+        writer.write_all(b"\n")?;
+    }
+    writer.flush()?;
+    store.close().await;
+    Ok(seed.count as usize)
 }

@@ -316,6 +316,8 @@ mod tests {
     use super::*;
 
     #[test]
+    // figment's Jail closure returns figment's own (large) error type.
+    #[allow(clippy::result_large_err)]
     fn flags_beat_environment_beat_file_beat_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

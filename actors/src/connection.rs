@@ -63,6 +63,7 @@ impl Actor for ConnectionActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let ConnectionMsg::Frame(frame) = message;
+        self.shared.connection_backlog.add(-1);
         let reference = frame.reference().map(str::to_owned);
         let reply = match self.dispatch(state, frame).await {
             Ok(Some(frame)) => frame,
@@ -219,7 +220,7 @@ impl ConnectionActor {
             }
             ClientFrame::Resume {
                 rooms: wanted,
-                reference: _,
+                reference,
             } => {
                 let mut resumed = BTreeMap::new();
                 for (room_id, last_seq) in wanted {
@@ -252,7 +253,10 @@ impl ConnectionActor {
                         }
                     }
                 }
-                Ok(Some(ServerFrame::Resumed { rooms: resumed }))
+                Ok(Some(ServerFrame::Resumed {
+                    reference,
+                    rooms: resumed,
+                }))
             }
         }
     }

@@ -419,7 +419,11 @@ pub enum ServerFrame {
     System { message: String },
     /// The end of a resume: room → last seq now delivered.
     #[serde(rename = "resumed")]
-    Resumed { rooms: BTreeMap<RoomId, i64> },
+    Resumed {
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        rooms: BTreeMap<RoomId, i64>,
+    },
     /// The gap is too large to replay: refetch history over REST.
     #[serde(rename = "resync_required")]
     ResyncRequired { room_id: RoomId, last_seq: i64 },

@@ -72,6 +72,34 @@ pub(crate) struct Shared {
     pub(crate) rooms: Rooms,
     pub(crate) presence: Presence,
     pub(crate) config: RealtimeConfig,
+    /// Frames handed to connection actors and not yet handled (mailbox depth).
+    pub(crate) connection_backlog: Backlog,
+}
+
+/// A sampled mailbox depth: incremented when a message is sent, decremented
+/// when handled, exported as `actor_mailbox_depth{actor}` (ractor does not
+/// expose queue lengths itself).
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    depth: std::sync::atomic::AtomicI64,
+    actor: &'static str,
+}
+
+impl Backlog {
+    pub(crate) fn new(actor: &'static str) -> Self {
+        Self {
+            depth: std::sync::atomic::AtomicI64::new(0),
+            actor,
+        }
+    }
+
+    pub(crate) fn add(&self, n: i64) {
+        let depth = self
+            .depth
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed)
+            + n;
+        metrics::gauge!(crate::telemetry::MAILBOX_DEPTH, "actor" => self.actor).set(depth as f64);
+    }
 }
 
 /// The root supervisor.
@@ -154,9 +182,11 @@ impl Realtime {
             rooms: Rooms {
                 registry: Arc::default(),
                 supervisor: Arc::default(),
+                backlog: Arc::new(Backlog::new("room")),
             },
             presence: Presence::default(),
             config,
+            connection_backlog: Backlog::new("connection"),
         });
         let connections = Arc::new(OnceLock::new());
         let root = RootSupervisor {
@@ -257,6 +287,19 @@ impl Realtime {
             .presence
             .route(outbox.user_id, PresenceMsg::Connected(outbox.id))?;
         Ok(actor)
+    }
+
+    /// Hands a client frame to a socket's connection actor.
+    pub fn deliver_frame(
+        &self,
+        actor: &ActorRef<ConnectionMsg>,
+        frame: crate::protocol::ClientFrame,
+    ) -> Result<(), ChatError> {
+        self.shared.connection_backlog.add(1);
+        actor.cast(ConnectionMsg::Frame(frame)).map_err(|_| {
+            self.shared.connection_backlog.add(-1);
+            ChatError::Unavailable("connection actor stopped".to_owned())
+        })
     }
 
     /// Forgets a closed socket.

@@ -138,6 +138,8 @@ impl RoomSupervisor {
 #[derive(Debug, Clone)]
 pub struct Rooms {
     pub(crate) registry: RoomRegistry,
+    /// Requests sent to room actors and not yet answered.
+    pub(crate) backlog: Arc<crate::realtime::Backlog>,
     /// Set once the supervisor has started.
     pub(crate) supervisor: Arc<std::sync::OnceLock<ActorRef<RoomsMsg>>>,
 }
@@ -177,7 +179,10 @@ impl Rooms {
     ) -> Result<T, ChatError> {
         for _attempt in 0..3 {
             let actor = self.get(room_id).await?;
-            match actor.call(&build, Some(CALL_TIMEOUT)).await {
+            self.backlog.add(1);
+            let answer = actor.call(&build, Some(CALL_TIMEOUT)).await;
+            self.backlog.add(-1);
+            match answer {
                 Ok(CallResult::Success(result)) => return result,
                 Ok(CallResult::Timeout) => {
                     return Err(ChatError::Unavailable("room timed out".to_owned()));

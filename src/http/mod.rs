@@ -2,6 +2,7 @@
 //! assembled here with the cross-cutting layers (request ids, the error
 //! envelope, metrics, rate limits, security headers, CORS, body limits).
 
+pub mod admin;
 pub mod auth;
 pub mod dto;
 pub mod error;
@@ -55,6 +56,7 @@ const CSP: &str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; 
         (name = "users", description = "Profiles and blocks"),
         (name = "rooms", description = "Rooms, members, invites and direct rooms"),
         (name = "messages", description = "History, sending, edits, reactions, read markers, search"),
+        (name = "admin", description = "Operators (role admin)"),
         (name = "operations", description = "Liveness and readiness"),
     )
 )]
@@ -93,6 +95,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(users::router())
         .merge(rooms::router())
         .merge(messages::router())
+        .merge(admin::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     let v1 = auth::register_router()
         .route_layer(middleware::from_fn_with_state(register_limit, limit_by_ip))

@@ -248,7 +248,14 @@ async fn read_loop(
         };
         match message {
             Message::Text(text) => {
-                if !handle_text(settings, outbox, actor, &mut limit, text.as_str()) {
+                if !handle_text(
+                    &state.realtime,
+                    settings,
+                    outbox,
+                    actor,
+                    &mut limit,
+                    text.as_str(),
+                ) {
                     break;
                 }
             }
@@ -268,6 +275,7 @@ async fn read_loop(
 
 /// Handles one text frame; `false` ends the connection.
 fn handle_text(
+    realtime: &parley_actors::Realtime,
     settings: &crate::config::Settings,
     outbox: &Outbox,
     actor: &ActorRef<ConnectionMsg>,
@@ -370,7 +378,7 @@ fn handle_text(
             }
         }
     }
-    if actor.cast(ConnectionMsg::Frame(frame)).is_err() {
+    if realtime.deliver_frame(actor, frame).is_err() {
         outbox.close(1011, "server error");
         return false;
     }

@@ -8,8 +8,10 @@
 //! using `$1, $2, …` placeholders (SQLite accepts them too) and only syntax
 //! both databases know (`returning`, `coalesce`, `case`; no `greatest`, no
 //! `for update`). Both schemas store ids as UUID text and times as unix
-//! milliseconds, so the row types below decode from either. What differs —
-//! connect options and the migrations folder — lives in `sqlite.rs` and
+//! milliseconds, so the row types below decode from either. The chat half
+//! (rooms, members, invites, messages, blocks) follows the same rules in
+//! `impl_chat_store!` (`chat.rs`). What differs — connect options, the
+//! migrations folder and full-text search — lives in `sqlite.rs` and
 //! `postgres.rs`.
 
 use std::net::IpAddr;
@@ -1714,7 +1716,8 @@ mod tests {
 }
 
 // Declared after the macros above, which are textually scoped: the backends
-// expand `impl_store!`.
+// expand `impl_store!` and `impl_chat_store!` (exported from `chat` by
+// `macro_use`, so `chat` comes first).
 #[macro_use]
 mod chat;
 mod postgres;
