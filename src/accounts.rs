@@ -434,8 +434,8 @@ impl Accounts {
         new: &str,
         client: &ClientInfo,
     ) -> Result<usize, ApiError> {
-        let new =
-            Password::parse(new).map_err(|e| ApiError::field("new_password", e.code, e.message))?;
+        // The current password first: only its holder learns whether the new
+        // one would pass the rules.
         let user = self
             .store
             .user_by_id(auth.user_id)
@@ -450,6 +450,9 @@ impl Accounts {
                 .increment(1);
             return Err(ApiError::InvalidPassword);
         }
+        let new =
+            Password::parse(new).map_err(|e| ApiError::field("new_password", e.code, e.message))?;
+
         let hash = self.hasher.hash(new.expose()).await?;
         self.store
             .update_password_hash(user.id, &hash, Utc::now())

@@ -91,7 +91,7 @@ macro_rules! settings {
         pub struct SettingsArgs {
             $(
                 $(#[doc = $doc])+
-                #[arg(long)]
+                #[arg(long, num_args = 1)]
                 #[serde(skip_serializing_if = "Option::is_none")]
                 pub $name: Option<$ty>,
             )+

@@ -296,58 +296,17 @@ fn handle_text(
         );
         return true;
     }
-    let value: serde_json::Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            push_frame(
-                outbox,
-                &ServerFrame::error(
-                    None,
-                    "malformed_frame",
-                    format!("frame is not valid JSON: {e}"),
-                ),
-            );
-            return true;
-        }
-    };
-    let reference = value.get("ref").and_then(|r| r.as_str()).map(str::to_owned);
-    let reference = reference.as_deref();
-    let Some(kind) = value
-        .get("type")
-        .and_then(|t| t.as_str())
-        .map(str::to_owned)
-    else {
-        push_frame(
-            outbox,
-            &ServerFrame::error(
-                reference,
-                "invalid_frame",
-                "frame must be a JSON object with a string `type`",
-            ),
-        );
-        return true;
-    };
-    if !CLIENT_TYPES.contains(&kind.as_str()) {
-        push_frame(
-            outbox,
-            &ServerFrame::error(
-                reference,
-                "unknown_type",
-                format!("unknown frame type `{kind}`"),
-            ),
-        );
-        return true;
-    }
-    let frame: ClientFrame = match serde_json::from_value(value) {
+    // The common case parses once, straight into the typed frame; only a
+    // frame that fails is parsed again to say precisely what is wrong.
+    let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(frame) => frame,
-        Err(e) => {
-            push_frame(
-                outbox,
-                &ServerFrame::error(reference, "invalid_frame", format!("{kind}: {e}")),
-            );
+        Err(_) => {
+            push_frame(outbox, &diagnose(text));
             return true;
         }
     };
+    let reference = frame.reference().map(str::to_owned);
+    let reference = reference.as_deref();
     metrics::counter!(rt_metrics::WS_EVENTS, "direction" => "in", "type" => frame.kind())
         .increment(1);
     if frame.is_rate_limited() {
@@ -383,6 +342,25 @@ fn handle_text(
         return false;
     }
     true
+}
+
+/// The error frame for a text frame that is not a valid client frame.
+fn diagnose(text: &str) -> ServerFrame {
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return ServerFrame::error(None, "malformed_frame", format!("frame is not valid JSON: {e}")),
+    };
+    let reference = value.get("ref").and_then(|r| r.as_str());
+    let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
+        return ServerFrame::error(reference, "invalid_frame", "frame must be a JSON object with a string `type`");
+    };
+    if !CLIENT_TYPES.contains(&kind) {
+        return ServerFrame::error(reference, "unknown_type", format!("unknown frame type `{kind}`"));
+    }
+    let detail = serde_json::from_value::<ClientFrame>(value.clone())
+        .err()
+        .map_or_else(|| "invalid frame".to_owned(), |e| e.to_string());
+    ServerFrame::error(reference, "invalid_frame", format!("{kind}: {detail}"))
 }
 
 async fn write_loop(
