@@ -188,7 +188,8 @@ impl From<parley_actors::ChatError> for ApiError {
         match e {
             C::NotFound(_) => Self::NotFound,
             C::Forbidden(why) => Self::Forbidden(why),
-            C::NotMember => Self::Forbidden("you are not a member of this room"),
+            // Not revealing whether a room one is not in exists (private rooms).
+            C::NotMember => Self::NotFound,
             C::Conflict(why) => Self::ConflictWith(why),
             C::Invalid {
                 field,
