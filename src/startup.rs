@@ -94,8 +94,9 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 
 impl Application {
     /// Opens storage, loads credentials, builds the router and binds.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
+        settings.ws_max_connections = socket_cap(settings.ws_max_connections);
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
         let store = open_store(&settings).await?;
@@ -256,6 +257,30 @@ impl AppState {
             "postgres"
         } else {
             "sqlite"
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard one and returns how many
+/// sockets may be open at once: the configured cap, lowered to leave room
+/// for the database, listeners and HTTP requests under the file limit. Past
+/// the cap an upgrade gets a clean 503 instead of `accept` failing.
+fn socket_cap(configured: usize) -> usize {
+    const RESERVED_FILES: u64 = 512;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(files) => {
+            let cap = usize::try_from(files.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX);
+            let cap = configured.min(cap);
+            tracing::info!(
+                open_files = files,
+                socket_cap = cap,
+                "open-file limit raised"
+            );
+            cap
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+            configured
         }
     }
 }

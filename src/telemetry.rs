@@ -87,6 +87,43 @@ fn describe() {
         metrics::Unit::Seconds,
         "Argon2 queueing plus hashing time"
     );
+    use parley_actors::telemetry as rt;
+    metrics::describe_gauge!(
+        rt::WS_CONNECTIONS,
+        "Open, authenticated WebSocket connections"
+    );
+    metrics::describe_gauge!(rt::ROOMS_ACTIVE, "Room actors alive");
+    metrics::describe_gauge!(rt::USERS_ONLINE, "Users with at least one open socket");
+    metrics::describe_counter!(
+        rt::WS_EVENTS,
+        "WebSocket events by direction (in/out) and type; out counts each published event once"
+    );
+    metrics::describe_histogram!(
+        rt::FANOUT_DURATION,
+        metrics::Unit::Seconds,
+        "Time to hand one event to every recipient socket's queue"
+    );
+    metrics::describe_counter!(
+        rt::SHED,
+        "Ephemeral events dropped because a socket's queue was full"
+    );
+    metrics::describe_counter!(
+        rt::SLOW_CONSUMER_CLOSES,
+        "Sockets closed with 4009 (durable queue full)"
+    );
+    metrics::describe_counter!(
+        rt::WS_RATE_LIMITED,
+        "Client frames refused by the per-socket rate limit"
+    );
+    metrics::describe_gauge!(
+        rt::MAILBOX_DEPTH,
+        "Messages sent to actors and not yet handled, by actor kind"
+    );
+    metrics::describe_counter!(
+        rt::ACTOR_FAILURES,
+        "Actors that failed and were cleaned up, by actor kind"
+    );
+    metrics::describe_counter!(rt::WS_CLOSES, "WebSocket closes by code");
     metrics::describe_gauge!(
         REVOKED_SESSIONS_TRACKED,
         "Revoked sessions whose access tokens may still be unexpired"

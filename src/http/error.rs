@@ -236,9 +236,10 @@ impl IntoResponse for ApiError {
                 ApiError::InvalidToken(_) => "Bearer error=\"invalid_token\"",
                 _ => "Bearer",
             };
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         if let ApiError::AccountLocked { retry_after } | ApiError::RateLimited { retry_after } =
             &self

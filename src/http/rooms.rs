@@ -575,8 +575,21 @@ async fn list_members(
     })))
 }
 
-fn member_target(room: &str, user: &str) -> Result<(RoomId, UserId), ApiError> {
-    Ok((path_id(room)?, path_id(user)?))
+/// Asks a room to act on one of its members (`{id}` and `{user_id}` paths).
+async fn moderate(
+    state: &AppState,
+    auth: &AuthUser,
+    (room, user): (String, String),
+    build: impl Fn(UserId, UserId, parley_actors::room::Reply<()>) -> RoomMsg,
+) -> Result<StatusCode, ApiError> {
+    let (room, target): (RoomId, UserId) = (path_id(&room)?, path_id(&user)?);
+    let actor = auth.user_id;
+    state
+        .realtime
+        .rooms()
+        .ask(room, |reply| build(actor, target, reply))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Removes a member (admin+ over lower roles).
@@ -585,21 +598,15 @@ fn member_target(room: &str, user: &str) -> Result<(RoomId, UserId), ApiError> {
 async fn kick(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path((room, user)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (room, target) = member_target(&room, &user)?;
-    let actor = auth.user_id;
-    state
-        .realtime
-        .rooms()
-        .ask(room, |reply| RoomMsg::Kick {
-            actor,
-            target,
-            ban: false,
-            reply,
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    moderate(&state, &auth, path, |actor, target, reply| RoomMsg::Kick {
+        actor,
+        target,
+        ban: false,
+        reply,
+    })
+    .await
 }
 
 /// Bans a user from the room (admin+ over lower roles).
@@ -608,21 +615,15 @@ async fn kick(
 async fn ban(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path((room, user)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (room, target) = member_target(&room, &user)?;
-    let actor = auth.user_id;
-    state
-        .realtime
-        .rooms()
-        .ask(room, |reply| RoomMsg::Kick {
-            actor,
-            target,
-            ban: true,
-            reply,
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    moderate(&state, &auth, path, |actor, target, reply| RoomMsg::Kick {
+        actor,
+        target,
+        ban: true,
+        reply,
+    })
+    .await
 }
 
 /// Lifts a ban (admin+).
@@ -631,20 +632,14 @@ async fn ban(
 async fn unban(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path((room, user)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (room, target) = member_target(&room, &user)?;
-    let actor = auth.user_id;
-    state
-        .realtime
-        .rooms()
-        .ask(room, |reply| RoomMsg::Unban {
-            actor,
-            target,
-            reply,
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    moderate(&state, &auth, path, |actor, target, reply| RoomMsg::Unban {
+        actor,
+        target,
+        reply,
+    })
+    .await
 }
 
 /// `{role: admin|member}`.
@@ -663,7 +658,7 @@ async fn set_role(
     Path((room, user)): Path<(String, String)>,
     ApiJson(body): ApiJson<RoleBody>,
 ) -> Result<StatusCode, ApiError> {
-    let (room, target) = member_target(&room, &user)?;
+    let (room, target): (RoomId, UserId) = (path_id(&room)?, path_id(&user)?);
     let role = match body.role.as_str() {
         "admin" => RoomRole::Admin,
         "member" => RoomRole::Member,

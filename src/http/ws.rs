@@ -348,14 +348,28 @@ fn handle_text(
 fn diagnose(text: &str) -> ServerFrame {
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(e) => return ServerFrame::error(None, "malformed_frame", format!("frame is not valid JSON: {e}")),
+        Err(e) => {
+            return ServerFrame::error(
+                None,
+                "malformed_frame",
+                format!("frame is not valid JSON: {e}"),
+            );
+        }
     };
     let reference = value.get("ref").and_then(|r| r.as_str());
     let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
-        return ServerFrame::error(reference, "invalid_frame", "frame must be a JSON object with a string `type`");
+        return ServerFrame::error(
+            reference,
+            "invalid_frame",
+            "frame must be a JSON object with a string `type`",
+        );
     };
     if !CLIENT_TYPES.contains(&kind) {
-        return ServerFrame::error(reference, "unknown_type", format!("unknown frame type `{kind}`"));
+        return ServerFrame::error(
+            reference,
+            "unknown_type",
+            format!("unknown frame type `{kind}`"),
+        );
     }
     let detail = serde_json::from_value::<ClientFrame>(value.clone())
         .err()
