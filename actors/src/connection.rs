@@ -11,13 +11,17 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::domain::{Emoji, MessageBody, UserId};
+use crate::domain::{Emoji, MessageBody, RoomId, UserId};
 use crate::error::ChatError;
 use crate::presence::PresenceMsg;
 use crate::protocol::{ClientFrame, MessageView, ServerFrame};
 use crate::realtime::Shared;
-use crate::room::{ReplayOutcome, RoomMsg};
-use crate::sockets::Outbox;
+use crate::room::RoomMsg;
+use crate::sockets::{Outbox, Pushed};
+use crate::store::HistoryQuery;
+
+/// How long a resume waits for a client to make room in its queue.
+const REPLAY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 use crate::telemetry;
 
 /// What a connection actor handles.
@@ -235,28 +239,112 @@ impl ConnectionActor {
                         );
                         continue;
                     }
-                    let outbox = Arc::clone(&state.outbox);
-                    let outcome = rooms
-                        .ask(room_id, |reply| RoomMsg::Replay {
-                            viewer: user,
-                            after_seq: last_seq,
-                            outbox: Arc::clone(&outbox),
-                            reply,
-                        })
-                        .await?;
-                    match outcome {
-                        ReplayOutcome::Replayed { last_seq } => {
-                            resumed.insert(room_id, last_seq);
-                        }
-                        ReplayOutcome::ResyncRequired { last_seq } => {
-                            send(state, &ServerFrame::ResyncRequired { room_id, last_seq });
-                        }
+                    if let Some(last_seq) = self.resume_room(state, room_id, last_seq).await? {
+                        resumed.insert(room_id, last_seq);
                     }
                 }
                 Ok(Some(ServerFrame::Resumed {
                     reference,
                     rooms: resumed,
                 }))
+            }
+        }
+    }
+
+    /// Replays one room's gap: the bulk straight from the store, waiting for
+    /// the socket's queue to drain (so a long gap never overruns it and the
+    /// room never waits for this socket), with live delivery of the room to
+    /// this socket paused; then the room actor queues what arrived meanwhile
+    /// and resumes live delivery in one step. `None` when the gap is too
+    /// large (`resync_required` sent instead).
+    async fn resume_room(
+        &self,
+        state: &ConnectionState,
+        room_id: RoomId,
+        after_seq: i64,
+    ) -> Result<Option<i64>, ChatError> {
+        let store = &self.shared.store;
+        let room = store
+            .room_by_id(room_id)
+            .await?
+            .ok_or(ChatError::NotFound("room"))?;
+        if room.last_seq - after_seq > i64::from(self.shared.config.resume_max_gap) {
+            send(
+                state,
+                &ServerFrame::ResyncRequired {
+                    room_id,
+                    last_seq: room.last_seq,
+                },
+            );
+            return Ok(None);
+        }
+        let sockets = &self.shared.sockets;
+        sockets.unsubscribe_socket(&state.outbox, room_id);
+        let replayed = self.replay_bulk(state, room_id, after_seq.max(0)).await;
+        let caught_up = match replayed {
+            Ok(cursor) => {
+                let outbox = Arc::clone(&state.outbox);
+                let user = state.user;
+                self.shared
+                    .rooms
+                    .ask(room_id, |reply| RoomMsg::CatchUp {
+                        viewer: user,
+                        after_seq: cursor,
+                        outbox: Arc::clone(&outbox),
+                        reply,
+                    })
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if caught_up.is_err() && !state.outbox.is_closing() {
+            // Never leave a socket deaf to one of its rooms.
+            sockets.subscribe_socket(&state.outbox, room_id);
+        }
+        caught_up.map(Some)
+    }
+
+    /// Queues every stored message after `cursor`; returns the last seq queued.
+    async fn replay_bulk(
+        &self,
+        state: &ConnectionState,
+        room_id: RoomId,
+        mut cursor: i64,
+    ) -> Result<i64, ChatError> {
+        const PAGE: u32 = 200;
+        loop {
+            let page = self
+                .shared
+                .store
+                .list_messages(
+                    room_id,
+                    HistoryQuery {
+                        before_seq: None,
+                        after_seq: Some(cursor),
+                        limit: PAGE,
+                        viewer: Some(state.user),
+                    },
+                )
+                .await?;
+            for message in &page {
+                let frame = ServerFrame::MessageCreated {
+                    room_id,
+                    message: MessageView::from(message),
+                };
+                if state
+                    .outbox
+                    .push_waiting(frame.to_bytes(), REPLAY_PATIENCE)
+                    .await
+                    != Pushed::Queued
+                {
+                    return Err(ChatError::Unavailable(
+                        "socket closed during resume".to_owned(),
+                    ));
+                }
+                cursor = message.seq;
+            }
+            if page.len() < PAGE as usize {
+                return Ok(cursor);
             }
         }
     }

@@ -67,6 +67,8 @@ impl Default for RealtimeConfig {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
+    /// This node's sockets (resume re-subscribes one socket directly).
+    pub(crate) sockets: Arc<Sockets>,
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) blocks: Arc<BlockIndex>,
     pub(crate) rooms: Rooms,
@@ -177,6 +179,7 @@ impl Realtime {
             Arc::new(LocalBroker::new(Arc::clone(&sockets), Arc::clone(&blocks)));
         let shared = Arc::new(Shared {
             store,
+            sockets: Arc::clone(&sockets),
             broker,
             blocks,
             rooms: Rooms {
@@ -207,6 +210,12 @@ impl Realtime {
     /// The local socket registry.
     pub fn sockets(&self) -> &Sockets {
         &self.sockets
+    }
+
+    /// Reserves one of a user's `cap` socket slots (released when the
+    /// returned guard drops); `None` when the user is at the cap.
+    pub fn reserve_slot(&self, user: UserId, cap: usize) -> Option<crate::sockets::UserSlot> {
+        self.sockets.reserve_slot(user, cap)
     }
 
     /// The block view.

@@ -122,12 +122,14 @@ pub enum RoomMsg {
     },
     /// Delete the room (owner).
     DeleteRoom { actor: UserId, reply: Reply<()> },
-    /// Replay messages after `after_seq` into a socket's queue, for resume.
-    Replay {
+    /// The end of a resume: queue the messages after `after_seq` (the few
+    /// stored since the bulk of the gap was replayed) and subscribe the
+    /// socket to the room again, in one step, so nothing is missed or doubled.
+    CatchUp {
         viewer: UserId,
         after_seq: i64,
         outbox: Arc<Outbox>,
-        reply: Reply<ReplayOutcome>,
+        reply: Reply<i64>,
     },
     /// The room as the actor knows it, with the caller's role.
     Snapshot {
@@ -139,15 +141,6 @@ pub enum RoomMsg {
     /// Fail on purpose (tests only).
     #[cfg(feature = "fault-injection")]
     Crash,
-}
-
-/// What a replay did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplayOutcome {
-    /// Replayed everything after the client's seq; this is the last seq now.
-    Replayed { last_seq: i64 },
-    /// Too many missed: the client must refetch history.
-    ResyncRequired { last_seq: i64 },
 }
 
 /// The room actor (configuration only; state is in [`RoomState`]).
@@ -285,12 +278,15 @@ impl Actor for RoomActor {
                     myself.stop(Some("room deleted".to_owned()));
                 }
             }
-            RoomMsg::Replay {
+            RoomMsg::CatchUp {
                 viewer,
                 after_seq,
                 outbox,
                 reply,
-            } => answer(reply, self.replay(state, viewer, after_seq, &outbox).await),
+            } => answer(
+                reply,
+                self.catch_up(state, viewer, after_seq, &outbox).await,
+            ),
             RoomMsg::Snapshot { user, reply } => {
                 let role = state.members.get(&user).copied();
                 answer(reply, Ok((state.room.clone(), role)));
@@ -879,19 +875,15 @@ impl RoomActor {
         Ok(())
     }
 
-    async fn replay(
+    async fn catch_up(
         &self,
         state: &mut RoomState,
         viewer: UserId,
         after_seq: i64,
-        outbox: &Outbox,
-    ) -> Result<ReplayOutcome, ChatError> {
+        outbox: &Arc<Outbox>,
+    ) -> Result<i64, ChatError> {
         Self::role(state, viewer)?;
         let last_seq = state.room.last_seq;
-        let max_gap = self.shared.config.resume_max_gap;
-        if last_seq - after_seq > i64::from(max_gap) {
-            return Ok(ReplayOutcome::ResyncRequired { last_seq });
-        }
         let mut from = after_seq.max(0);
         while from < last_seq {
             let page = self
@@ -916,11 +908,12 @@ impl RoomActor {
                 };
                 if outbox.push(frame.to_bytes(), false) != Pushed::Queued {
                     return Err(ChatError::Unavailable(
-                        "socket closed during replay".to_owned(),
+                        "socket closed during resume".to_owned(),
                     ));
                 }
             }
         }
-        Ok(ReplayOutcome::Replayed { last_seq })
+        self.shared.sockets.subscribe_socket(outbox, state.room.id);
+        Ok(last_seq)
     }
 }

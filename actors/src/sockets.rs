@@ -121,6 +121,27 @@ impl Outbox {
         }
     }
 
+    /// Queues a durable frame, waiting up to `patience` for room: for
+    /// replays, which must not overrun the queue but may wait for the client.
+    /// A client that does not make room in time is closed as a slow consumer.
+    pub async fn push_waiting(&self, bytes: Bytes, patience: std::time::Duration) -> Pushed {
+        if self.is_closing() {
+            return Pushed::Closed;
+        }
+        match self.durable.send_timeout(bytes, patience).await {
+            Ok(()) => Pushed::Queued,
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                metrics::counter!(telemetry::SLOW_CONSUMER_CLOSES).increment(1);
+                self.close(
+                    close::SLOW_CONSUMER,
+                    "slow consumer: resume from your last seq",
+                );
+                Pushed::Closed
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => Pushed::Closed,
+        }
+    }
+
     /// Asks the writer to close the socket (the first reason wins).
     pub fn close(&self, code: u16, reason: &str) {
         self.close.send_if_modified(|current| {
@@ -166,12 +187,64 @@ pub struct Delivery {
 /// The registry of local sockets.
 #[derive(Debug, Default)]
 pub struct Sockets {
+    /// Sockets per user, reserved before a socket is accepted (so concurrent
+    /// upgrades cannot all pass the per-user cap) and released when it closes.
+    user_slots: DashMap<UserId, usize>,
     conns: DashMap<ConnectionId, Arc<Outbox>>,
     by_user: DashMap<UserId, Vec<Arc<Outbox>>>,
     by_room: DashMap<RoomId, HashMap<ConnectionId, Arc<Outbox>>>,
 }
 
+/// One reserved socket slot of a user; released on drop.
+#[derive(Debug)]
+pub struct UserSlot {
+    sockets: Arc<Sockets>,
+    user: UserId,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        self.sockets.user_slots.remove_if_mut(&self.user, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
+    }
+}
+
 impl Sockets {
+    /// Reserves one of `cap` socket slots for `user`, atomically; `None`
+    /// when all are taken.
+    pub fn reserve_slot(self: &Arc<Self>, user: UserId, cap: usize) -> Option<UserSlot> {
+        let mut taken = self.user_slots.entry(user).or_insert(0);
+        if *taken >= cap {
+            let empty = *taken == 0;
+            drop(taken);
+            if empty {
+                self.user_slots.remove_if(&user, |_, n| *n == 0);
+            }
+            return None;
+        }
+        *taken += 1;
+        Some(UserSlot {
+            sockets: Arc::clone(self),
+            user,
+        })
+    }
+
+    /// Subscribes one socket to a room (after a resume replayed its gap).
+    pub fn subscribe_socket(&self, outbox: &Arc<Outbox>, room: RoomId) {
+        self.subscribe(outbox, room);
+    }
+
+    /// Unsubscribes one socket from a room (while a resume replays its gap).
+    pub fn unsubscribe_socket(&self, outbox: &Outbox, room: RoomId) {
+        outbox.rooms().remove(&room);
+        self.by_room.remove_if_mut(&room, |_, subs| {
+            subs.remove(&outbox.id);
+            subs.is_empty()
+        });
+    }
+
     /// Registers a socket receiving `rooms`.
     pub fn register(&self, outbox: &Arc<Outbox>, rooms: impl IntoIterator<Item = RoomId>) {
         self.conns.insert(outbox.id, Arc::clone(outbox));
@@ -225,11 +298,7 @@ impl Sockets {
     /// No socket of `user` receives `room` any more.
     pub fn unsubscribe_user(&self, user: UserId, room: RoomId) {
         for outbox in self.user_outboxes(user) {
-            outbox.rooms().remove(&room);
-            self.by_room.remove_if_mut(&room, |_, subs| {
-                subs.remove(&outbox.id);
-                subs.is_empty()
-            });
+            self.unsubscribe_socket(&outbox, room);
         }
     }
 

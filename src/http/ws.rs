@@ -145,11 +145,12 @@ async fn run_socket(state: AppState, mut socket: WebSocket, pre_auth: Option<Aut
         },
     };
     let realtime = &state.realtime;
-    if realtime.sockets().user_connections(auth.user_id)
-        >= state.settings.ws_max_connections_per_user
-    {
+    // Held until this function returns, i.e. until the socket is gone.
+    let Some(_slot) =
+        realtime.reserve_slot(auth.user_id, state.settings.ws_max_connections_per_user)
+    else {
         return close_now(socket, close::POLICY, "too many connections for this user").await;
-    }
+    };
     let (outbox, receivers) = realtime.outbox(auth.user_id, auth.session_id);
     let heartbeat = Duration::from_secs(state.settings.ws_heartbeat_secs.max(1));
     let connected = realtime

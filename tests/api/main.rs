@@ -1,0 +1,30 @@
+//! Black-box tests of the accounts, sessions and HTTP-convention parts of the
+//! contract (`shared/API.md`).
+//!
+//! Every test boots the real server on `127.0.0.1:0` with a fresh database
+//! (SQLite in a temp dir, or a fresh PostgreSQL database when
+//! `PARLEY_TEST_DATABASE_URL` is set) and talks plain HTTP to it. One binary,
+//! so the crate links once; one module per area.
+
+mod auth;
+mod blocking;
+mod chat;
+mod helpers;
+mod http_conventions;
+mod live_revocation;
+mod login;
+mod messages;
+mod operations;
+mod profile;
+mod rate_limits;
+mod refresh_and_logout;
+mod resume;
+mod rooms;
+mod scale_and_supervision;
+mod sessions;
+mod signing;
+mod tokens;
+mod typing_presence;
+mod ws_client;
+mod ws_limits;
+mod ws_protocol;

@@ -1,0 +1,137 @@
+//! Operational routes without the `/api/v1` prefix: /health, /ready,
+//! /metrics, /openapi.json.
+
+use reqwest::StatusCode;
+
+use crate::helpers::{PASSWORD, Reply, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn health_answers_200() {
+    let app = spawn_app().await;
+
+    let reply = app.get_ops("/health").await;
+
+    reply.assert_status(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn ready_answers_200_while_the_database_is_up() {
+    let app = spawn_app().await;
+
+    let reply = app.get_ops("/ready").await;
+
+    reply.assert_status(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn ready_answers_503_once_the_database_is_gone_while_health_stays_up() {
+    let app = spawn_app().await;
+    app.get_ops("/ready").await.assert_status(StatusCode::OK);
+
+    app.store.close().await;
+
+    let ready = app.get_ops("/ready").await;
+    ready.assert_error(StatusCode::SERVICE_UNAVAILABLE, "not_ready");
+    app.get_ops("/health").await.assert_status(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_counting_http_requests() {
+    let app = spawn_app().await;
+    app.get_ops("/health").await.assert_status(StatusCode::OK);
+    app.get_api("/users/profile")
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+
+    let reply = app.get_ops("/metrics").await;
+
+    reply.assert_status(StatusCode::OK);
+    assert!(
+        reply
+            .header("content-type")
+            .is_some_and(|v| v.starts_with("text/plain")),
+        "Prometheus text format: {:?}",
+        reply.header("content-type")
+    );
+    assert!(
+        reply.text.contains("http_requests_total"),
+        "http_requests_total in:\n{}",
+        reply.text
+    );
+}
+
+#[tokio::test]
+async fn a_failed_login_shows_up_in_the_auth_failure_metric() {
+    let app = spawn_app().await;
+    app.register_user("alice").await;
+    Reply::of(app.login("alice", "Wrong-Horse-42").await)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+
+    let reply = app.get_ops("/metrics").await;
+
+    reply.assert_status(StatusCode::OK);
+    assert!(
+        reply.text.contains("auth_failures_total"),
+        "auth_failures_total in:\n{}",
+        reply.text
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limited_request_shows_up_in_the_rate_limit_metric() {
+    let app = spawn_app_with(|s| s.register_per_minute = 1).await;
+    app.register("alice", "alice@example.com", PASSWORD).await;
+    app.try_register("bob", "bob@example.com", PASSWORD)
+        .await
+        .assert_status(StatusCode::TOO_MANY_REQUESTS);
+
+    let reply = app.get_ops("/metrics").await;
+
+    reply.assert_status(StatusCode::OK);
+    assert!(
+        reply.text.contains("rate_limited_total"),
+        "rate_limited_total in:\n{}",
+        reply.text
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_3_1_and_lists_the_account_routes() {
+    let app = spawn_app().await;
+
+    let reply = app.get_ops("/openapi.json").await;
+
+    reply.assert_status(StatusCode::OK);
+    let version = reply.body["openapi"].as_str().expect("an openapi version");
+    assert!(version.starts_with("3.1"), "OpenAPI 3.1, got {version}");
+    let paths = reply.body["paths"]
+        .as_object()
+        .unwrap_or_else(|| panic!("paths is an object: {}", reply.text));
+    for path in [
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/logout",
+        "/api/v1/auth/password",
+        "/api/v1/sessions",
+        "/api/v1/sessions/{id}",
+        "/api/v1/users/profile",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} in {:?}",
+            paths.keys().collect::<Vec<_>>()
+        );
+    }
+    let register = &paths["/api/v1/auth/register"];
+    assert!(
+        register.get("post").is_some(),
+        "register is a POST: {register}"
+    );
+    let sessions = &paths["/api/v1/sessions"];
+    assert!(
+        sessions.get("get").is_some() && sessions.get("delete").is_some(),
+        "sessions has GET and DELETE: {sessions}"
+    );
+}
