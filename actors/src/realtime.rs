@@ -292,9 +292,14 @@ impl Realtime {
         outbox.push(ready.to_bytes(), false);
         self.sockets
             .register(outbox, memberships.iter().map(|m| m.room.id));
-        self.shared
+        if let Err(e) = self
+            .shared
             .presence
-            .route(outbox.user_id, PresenceMsg::Connected(outbox.id))?;
+            .route(outbox.user_id, PresenceMsg::Connected(outbox.id))
+        {
+            // The socket works without presence; say so rather than refuse it.
+            tracing::warn!(user = %outbox.user_id, error = %e, "presence not told of a connection");
+        }
         Ok(actor)
     }
 
