@@ -56,6 +56,8 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub limits: Limits,
     pub realtime: Realtime,
+    /// Upgraded WebSocket connections, authenticated or not (the cap).
+    pub open_sockets: Arc<std::sync::atomic::AtomicUsize>,
     pub metrics: PrometheusHandle,
     pub started: Instant,
 }
@@ -139,6 +141,7 @@ impl Application {
         let state = AppState {
             limits: Limits::new(&settings),
             realtime,
+            open_sockets: Arc::default(),
             settings: Arc::new(settings),
             store,
             accounts: Arc::new(accounts),

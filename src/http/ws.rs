@@ -10,6 +10,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -45,9 +46,11 @@ pub async fn upgrade(
         metrics::counter!(rt_metrics::WS_CLOSES, "code" => "origin").increment(1);
         return ApiError::Forbidden("this origin may not open a socket").into_response();
     }
-    if state.realtime.sockets().len() >= state.settings.ws_max_connections {
+    // Counts sockets from the upgrade on, authenticated or not, so sockets
+    // waiting for their `auth` frame cannot exhaust the cap either.
+    let Some(slot) = SocketSlot::take(&state.open_sockets, state.settings.ws_max_connections) else {
         return ApiError::Unavailable("the server is at its connection limit").into_response();
-    }
+    };
     let pre_auth = match bearer(&headers) {
         Some(token) => match state.accounts.authenticate(&token) {
             Ok(user) => Some(user),
@@ -65,8 +68,30 @@ pub async fn upgrade(
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(settings.ws_max_write_buffer_bytes)
-        .on_upgrade(move |socket| run_socket(state, socket, pre_auth))
+        .on_upgrade(move |socket| async move {
+            run_socket(state, socket, pre_auth).await;
+            drop(slot);
+        })
         .into_response()
+}
+
+/// One of the server's `ws_max_connections` socket slots; freed on drop
+/// (also when an upgrade never completes and its callback is dropped).
+#[derive(Debug)]
+struct SocketSlot(Arc<AtomicUsize>);
+
+impl SocketSlot {
+    fn take(open: &Arc<AtomicUsize>, cap: usize) -> Option<Self> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < cap).then_some(n + 1))
+            .ok()
+            .map(|_| Self(Arc::clone(open)))
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
