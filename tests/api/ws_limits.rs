@@ -221,3 +221,28 @@ async fn the_per_user_cap_holds_when_sockets_open_at_the_same_time() {
         "exactly 2 of 10 sockets opened at once are accepted"
     );
 }
+
+#[tokio::test]
+async fn past_the_server_socket_cap_an_upgrade_gets_503_even_before_auth() {
+    let app = spawn_chat_app_with(|s| {
+        s.ws_max_connections = 2;
+        s.ws_auth_timeout_secs = 30;
+    })
+    .await;
+    let [alice] = users(&app, ["alice"]).await;
+    let _authed = WsClient::connect(&app, &alice.access).await;
+    // A socket still waiting to send its `auth` frame holds a slot too.
+    let _waiting = WsClient::open(&app, Connect::default())
+        .await
+        .expect("upgrade");
+
+    let refused = WsClient::open(
+        &app,
+        Connect {
+            bearer: Some(&alice.access),
+            ..Connect::default()
+        },
+    )
+    .await;
+    assert_eq!(crate::ws_client::upgrade_status(refused), 503);
+}
