@@ -196,6 +196,8 @@ settings! {
     ws_ephemeral_queue: usize = 64;
     /// Bytes the WebSocket layer may buffer for a socket that is not reading.
     ws_max_write_buffer_bytes: usize = 1024 * 1024;
+    /// Longest message body, in characters (at most 4000, the contract's limit).
+    message_max_chars: usize = 4000;
     /// A `resume` further behind than this many messages in a room gets `resync_required`.
     resume_max_gap: u32 = 1000;
     /// Seconds after a user's last socket closes before they show as offline.
@@ -283,6 +285,7 @@ impl Settings {
             resume_max_gap: self.resume_max_gap,
             durable_queue: self.ws_durable_queue,
             ephemeral_queue: self.ws_ephemeral_queue,
+            max_body_chars: self.message_max_chars,
         }
     }
 

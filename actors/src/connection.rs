@@ -93,8 +93,8 @@ fn ack(reference: Option<String>) -> Option<ServerFrame> {
     })
 }
 
-fn body(raw: &str) -> Result<MessageBody, ChatError> {
-    MessageBody::parse(raw).map_err(|e| ChatError::invalid("body", e))
+fn body(raw: &str, max_chars: usize) -> Result<MessageBody, ChatError> {
+    MessageBody::parse_max(raw, max_chars).map_err(|e| ChatError::invalid("body", e))
 }
 
 fn emoji(raw: &str) -> Result<Emoji, ChatError> {
@@ -121,7 +121,7 @@ impl ConnectionActor {
                 client_id,
                 reference,
             } => {
-                let body = body(&text)?;
+                let body = body(&text, self.shared.config.max_body_chars)?;
                 let message = rooms
                     .ask(room_id, |reply| RoomMsg::Send {
                         author: user,
@@ -142,7 +142,7 @@ impl ConnectionActor {
                 body: text,
                 reference,
             } => {
-                let body = body(&text)?;
+                let body = body(&text, self.shared.config.max_body_chars)?;
                 let message = rooms
                     .ask(room_id, |reply| RoomMsg::Edit {
                         user,

@@ -368,6 +368,12 @@ macro_rules! text_type {
                 bounded_text(raw, $field, $min, $max).map(Self)
             }
 
+            /// Validates with a stricter maximum than [`Self::MAX_CHARS`]
+            /// (a configured limit; larger values are capped).
+            pub fn parse_max(raw: &str, max_chars: usize) -> Result<Self, Invalid> {
+                bounded_text(raw, $field, $min, max_chars.min($max)).map(Self)
+            }
+
             /// The text.
             pub fn as_str(&self) -> &str {
                 &self.0

@@ -46,6 +46,8 @@ pub struct RealtimeConfig {
     pub durable_queue: usize,
     /// Ephemeral events queued per socket before they are shed.
     pub ephemeral_queue: usize,
+    /// Longest message body, in characters (at most 4000).
+    pub max_body_chars: usize,
 }
 
 impl Default for RealtimeConfig {
@@ -59,6 +61,7 @@ impl Default for RealtimeConfig {
             resume_max_gap: 1000,
             durable_queue: 1024,
             ephemeral_queue: 64,
+            max_body_chars: crate::domain::MessageBody::MAX_CHARS,
         }
     }
 }

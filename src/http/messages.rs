@@ -161,8 +161,9 @@ pub struct SendMessage {
     pub client_id: Option<String>,
 }
 
-fn parse_body(raw: &str) -> Result<MessageBody, ApiError> {
-    MessageBody::parse(raw).map_err(|e| ApiError::field("body", e.code, e.message))
+fn parse_body(state: &AppState, raw: &str) -> Result<MessageBody, ApiError> {
+    MessageBody::parse_max(raw, state.settings.message_max_chars)
+        .map_err(|e| ApiError::field("body", e.code, e.message))
 }
 
 /// Posts a message; members get `message.created` exactly as for a socket send.
@@ -176,7 +177,7 @@ async fn send(
     ApiJson(body): ApiJson<SendMessage>,
 ) -> Result<(StatusCode, Json<MessageView>), ApiError> {
     let room: RoomId = path_id(&id)?;
-    let text = parse_body(&body.body)?;
+    let text = parse_body(&state, &body.body)?;
     let reply_to = body
         .reply_to
         .as_deref()
@@ -219,7 +220,7 @@ async fn edit(
     ApiJson(body): ApiJson<EditMessage>,
 ) -> Result<Json<MessageView>, ApiError> {
     let (room, message_id): (RoomId, MessageId) = (path_id(&room)?, path_id(&mid)?);
-    let text = parse_body(&body.body)?;
+    let text = parse_body(&state, &body.body)?;
     let user = auth.user_id;
     let message = state
         .realtime

@@ -48,7 +48,8 @@ pub async fn upgrade(
     }
     // Counts sockets from the upgrade on, authenticated or not, so sockets
     // waiting for their `auth` frame cannot exhaust the cap either.
-    let Some(slot) = SocketSlot::take(&state.open_sockets, state.settings.ws_max_connections) else {
+    let Some(slot) = SocketSlot::take(&state.open_sockets, state.settings.ws_max_connections)
+    else {
         return ApiError::Unavailable("the server is at its connection limit").into_response();
     };
     let pre_auth = match bearer(&headers) {
@@ -82,9 +83,11 @@ struct SocketSlot(Arc<AtomicUsize>);
 
 impl SocketSlot {
     fn take(open: &Arc<AtomicUsize>, cap: usize) -> Option<Self> {
-        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < cap).then_some(n + 1))
-            .ok()
-            .map(|_| Self(Arc::clone(open)))
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < cap).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Self(Arc::clone(open)))
     }
 }
 

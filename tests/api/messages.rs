@@ -735,3 +735,31 @@ async fn searching_a_room_i_am_not_in_finds_nothing() {
         reply.assert_error(StatusCode::NOT_FOUND, "not_found");
     }
 }
+
+#[tokio::test]
+async fn the_body_limit_is_a_setting_for_socket_and_rest_alike() {
+    let app = crate::chat::spawn_chat_app_with(|s| s.message_max_chars = 10).await;
+    let [alice] = crate::chat::users(&app, ["alice"]).await;
+    let room = crate::chat::public_room(&app, &alice, "general").await;
+    let mut ws = WsClient::connect(&app, &alice.access).await;
+
+    let error = ws
+        .expect_error(
+            json!({"type": "message.send", "room_id": room, "body": "eleven char"}),
+            "validation_failed",
+        )
+        .await;
+    assert!(
+        error["message"].as_str().unwrap_or_default().contains("10"),
+        "{error}"
+    );
+    app.post_json_authed(
+        &format!("/rooms/{room}/messages"),
+        &alice.access,
+        &json!({"body": "eleven char"}),
+    )
+    .await
+    .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let ok = ws.send_message(&room, "ten chars!").await;
+    assert_eq!(ok["body"], "ten chars!");
+}
