@@ -370,6 +370,15 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_carries_the_current_settings_table() {
+        let readme = include_str!("../README.md");
+        assert!(
+            readme.contains(&Settings::markdown_table()),
+            "README.md's settings table is out of date: paste `parley config --markdown`"
+        );
+    }
+
+    #[test]
     fn the_readme_table_lists_every_setting() {
         let table = Settings::markdown_table();
         assert!(table.contains("`PARLEY_LISTEN`"));
