@@ -41,6 +41,10 @@ pub struct Accounts {
     hasher: PasswordHasher,
     keys: TokenKeys,
     revoked: RevokedSessions,
+    /// Live sessions seen by this process: session → its user. A token's
+    /// `sid` must name a live session of its `sub`; known sessions are
+    /// checked in memory, unknown ones once against the store.
+    live: Arc<dashmap::DashMap<SessionId, UserId>>,
     unknown_logins: UnknownLoginGuard,
     max_failures: u32,
     lockout: Duration,
@@ -67,6 +71,7 @@ impl Accounts {
             hasher,
             keys,
             revoked,
+            live: Arc::default(),
             unknown_logins: UnknownLoginGuard::new(settings.login_max_failures, lockout),
             max_failures: settings.login_max_failures,
             lockout,
@@ -79,15 +84,25 @@ impl Accounts {
         &self.revoked
     }
 
+    /// A revoked session: out of the live view, into the revoked one (which
+    /// closes its sockets).
+    fn forget(&self, session: SessionId) {
+        self.live.remove(&session);
+        self.revoked.insert(session);
+    }
+
     /// Periodic upkeep: prune the in-memory views.
     pub fn prune(&self) {
         self.revoked.prune(self.keys.ttl());
         self.unknown_logins.prune();
     }
 
-    /// Checks an access token: signature, expiry, issuer, audience, and that
-    /// its session has not been revoked.
-    pub fn authenticate(&self, token: &str) -> Result<AuthUser, ApiError> {
+    /// Checks an access token: signature, expiry, issuer, audience, that its
+    /// session has not been revoked, and that `sid` names a live session of
+    /// `sub` (defence in depth: a token forged with a leaked secret still
+    /// needs a real session). Only the first request of a session this
+    /// process has not seen reads the store.
+    pub async fn authenticate(&self, token: &str) -> Result<AuthUser, ApiError> {
         let claims = self.keys.verify(token).map_err(|e| {
             let reason = match e {
                 TokenError::Expired => "expired",
@@ -99,9 +114,26 @@ impl Accounts {
                 TokenError::Invalid(_) => "access token is invalid",
             })
         })?;
-        if self.revoked.contains(&claims.sid) {
+        let revoked = || {
             metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "revoked").increment(1);
-            return Err(ApiError::InvalidToken("session has been revoked"));
+            ApiError::InvalidToken("session has been revoked")
+        };
+        if self.revoked.contains(&claims.sid) {
+            return Err(revoked());
+        }
+        let owner = match self.live.get(&claims.sid).map(|u| *u) {
+            Some(owner) => owner,
+            None => match self.store.session_by_id(claims.sid).await? {
+                Some(s) if s.revoked_at.is_none() => {
+                    self.live.insert(s.id, s.user_id);
+                    s.user_id
+                }
+                _ => return Err(revoked()),
+            },
+        };
+        if owner != claims.sub {
+            metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "invalid").increment(1);
+            return Err(ApiError::InvalidToken("access token is invalid"));
         }
         Ok(AuthUser {
             user_id: claims.sub,
@@ -159,6 +191,7 @@ impl Accounts {
                 },
             )
             .await?;
+        self.live.insert(session_id, user.id);
         self.issue(user, session_id, refresh_token)
     }
 
@@ -380,7 +413,7 @@ impl Accounts {
                 session_id,
                 user_id,
             } => {
-                self.revoked.insert(session_id);
+                self.forget(session_id);
                 metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "refresh_reuse")
                     .increment(1);
                 tracing::warn!(%session_id, %user_id, "refresh token reused; session revoked");
@@ -407,7 +440,7 @@ impl Accounts {
             .store
             .revoke_session(session, reason, Utc::now())
             .await?;
-        self.revoked.insert(session);
+        self.forget(session);
         Ok(revoked)
     }
 
@@ -475,7 +508,7 @@ impl Accounts {
             .revoke_user_sessions(auth.user_id, Some(auth.session_id), reason, Utc::now())
             .await?;
         for id in &ids {
-            self.revoked.insert(*id);
+            self.forget(*id);
         }
         Ok(ids.len())
     }
@@ -487,7 +520,7 @@ impl Accounts {
             .revoke_user_sessions(user, None, reason, Utc::now())
             .await?;
         for id in &ids {
-            self.revoked.insert(*id);
+            self.forget(*id);
         }
         Ok(ids.len())
     }

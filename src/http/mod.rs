@@ -251,7 +251,7 @@ async fn require_auth(State(state): State<AppState>, mut request: Request, next:
             ApiError::Unauthenticated.into_response()
         };
     };
-    let user = match state.accounts.authenticate(&token) {
+    let user = match state.accounts.authenticate(&token).await {
         Ok(user) => user,
         Err(e) => return e.into_response(),
     };

@@ -53,7 +53,7 @@ pub async fn upgrade(
         return ApiError::Unavailable("the server is at its connection limit").into_response();
     };
     let pre_auth = match bearer(&headers) {
-        Some(token) => match state.accounts.authenticate(&token) {
+        Some(token) => match state.accounts.authenticate(&token).await {
             Ok(user) => Some(user),
             Err(e) => return e.into_response(),
         },
@@ -158,6 +158,7 @@ async fn first_frame_auth(
         Ok(ClientFrame::Auth { token }) => state
             .accounts
             .authenticate(&token)
+            .await
             .map_err(|_| (close::UNAUTHENTICATED, "invalid token")),
         _ => Err((close::UNAUTHENTICATED, "first frame must be auth")),
     }

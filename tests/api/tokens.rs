@@ -68,7 +68,7 @@ async fn a_signed_token_that_expired_an_hour_ago_is_refused() {
 }
 
 #[tokio::test]
-#[ignore = "hardening beyond the contract: the server checks only its revocation view, not that `sid` exists and belongs to `sub` (reported)"]
+
 async fn a_signed_token_for_a_session_that_does_not_exist_is_refused() {
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
@@ -83,7 +83,7 @@ async fn a_signed_token_for_a_session_that_does_not_exist_is_refused() {
 }
 
 #[tokio::test]
-#[ignore = "hardening beyond the contract: the server checks only its revocation view, not that `sid` exists and belongs to `sub` (reported)"]
+
 async fn a_signed_token_pairing_one_users_id_with_anothers_session_is_refused() {
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
