@@ -72,11 +72,6 @@ impl SeqSet {
         self.len
     }
 
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The highest seq `s` such that every seq in `base+1 ..= s` is in the
     /// set (or in `other`): what a client resumes from.
     pub fn contiguous_with(&self, other: &SeqSet) -> i64 {
@@ -174,16 +169,6 @@ impl LossAccount {
         let received = receipts.live.len() + receipts.replayed.len();
         self.unexpected += received.saturating_sub(matched);
         self.duplicates += receipts.duplicates;
-    }
-
-    /// Adds another account (e.g. from another worker).
-    pub fn add(&mut self, other: &LossAccount) {
-        self.expected += other.expected;
-        self.delivered += other.delivered;
-        self.recovered += other.recovered;
-        self.losses += other.losses;
-        self.duplicates += other.duplicates;
-        self.unexpected += other.unexpected;
     }
 }
 

@@ -1,0 +1,929 @@
+//! The WebSocket engine every socket scenario runs on.
+//!
+//! A run has *slots*: logical clients that keep their identity (and what
+//! they received) across reconnects. Each slot is one task holding one
+//! socket: it connects (paced), waits for `ready`, then serves commands
+//! from the scheduler (send a message, type, set presence, drop the
+//! connection) and reads frames. When its socket is dropped by the harness
+//! (churn) or closed by the server (e.g. 4009 slow consumer), the slot
+//! reconnects and sends `resume` with the last contiguous seq of each room;
+//! what arrives before `resumed` is counted as recovered.
+//!
+//! Phases: connect every slot → load for the duration (open loop, paced by
+//! due count, so a slow server shows up as latency rather than as a lower
+//! send rate) → wait for every ack → drain until every expected delivery
+//! arrived (bounded) → close every socket → account for losses.
+//!
+//! Every loop is bounded: the scheduler by its total count and the
+//! duration, the drain by `drain_timeout`, reconnects by `max_reconnects`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use parley_actors::domain::{PresenceStatus, RoomId};
+use parley_actors::protocol::{ClientFrame, ServerFrame, close};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::{self, OpenError, Target};
+use crate::ledger::{LossAccount, RoomReceipts};
+use crate::stats::{self, Stats, Summary};
+use crate::token::{self, Token};
+
+/// One logical client.
+#[derive(Debug, Clone)]
+pub struct SlotPlan {
+    /// Access token (`None`: no `Authorization`, for the calibration server).
+    pub token: Option<Arc<str>>,
+    /// Indexes into [`Plan::rooms`] this slot is a member of.
+    pub rooms: Vec<usize>,
+    /// Source address to bind before connecting.
+    pub bind: Option<IpAddr>,
+}
+
+/// The traffic of a run.
+#[derive(Debug, Clone)]
+pub struct Load {
+    /// How long the scheduler sends.
+    pub duration: Duration,
+    /// `message.send` per second, all publishers together.
+    pub msg_rate: f64,
+    /// `(slot, room)` pairs that publish, used round robin.
+    pub publishers: Vec<(usize, usize)>,
+    /// `typing` per second over all slots (round robin over their first room).
+    pub typing_rate: f64,
+    /// `presence.set` per second over all slots.
+    pub presence_rate: f64,
+    /// Share of the non-publishing slots dropped (and resumed) each second.
+    pub churn_per_sec: f64,
+    /// Wait before reconnecting after a drop or a close.
+    pub reconnect_delay: Duration,
+    /// Message body size (the latency token, padded).
+    pub body_bytes: usize,
+}
+
+impl Load {
+    /// No traffic: only hold the sockets for `duration`.
+    pub fn idle(duration: Duration) -> Self {
+        Self {
+            duration,
+            msg_rate: 0.0,
+            publishers: Vec::new(),
+            typing_rate: 0.0,
+            presence_rate: 0.0,
+            churn_per_sec: 0.0,
+            reconnect_delay: Duration::from_millis(100),
+            body_bytes: 0,
+        }
+    }
+}
+
+/// How the engine connects and waits.
+#[derive(Debug, Clone)]
+pub struct EngineOpts {
+    /// New connections per second while connecting (0: as fast as the
+    /// concurrency allows).
+    pub connect_rate: f64,
+    /// Handshakes in flight at once.
+    pub connect_concurrency: usize,
+    /// Per connection, start → `ready`.
+    pub connect_timeout: Duration,
+    /// Longest wait for acks and deliveries after the load ends.
+    pub drain_timeout: Duration,
+    /// Reconnect attempts per slot over the run.
+    pub max_reconnects: u32,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Wait between the end of the connect phase and the load (lets the
+    /// connect storm's `presence` burst pass; `idle` reads the server's RSS
+    /// after it).
+    pub settle: Duration,
+}
+
+/// Everything the engine needs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub target: Target,
+    pub rooms: Vec<RoomId>,
+    pub slots: Vec<SlotPlan>,
+    pub load: Load,
+    pub opts: EngineOpts,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineResult {
+    pub slots: usize,
+    pub slots_ready: u64,
+    /// First connection start → last `ready`, seconds.
+    pub all_ready_s: f64,
+    pub connect: Summary,
+    pub ready: Summary,
+    /// End-to-end latency of live deliveries.
+    pub latency: Summary,
+    /// Send → ack.
+    pub ack: Summary,
+    pub losses: LossAccount,
+    /// Load start → last delivery (or drain timeout), seconds.
+    pub load_window_s: f64,
+    pub deliveries_per_sec: f64,
+    pub sends_per_sec: f64,
+    /// Whether the drain ended because every expected delivery arrived.
+    pub drained: bool,
+    pub counters: stats::CounterSnapshot,
+    pub closes: std::collections::BTreeMap<String, u64>,
+    pub errors: std::collections::BTreeMap<String, u64>,
+    /// Server RSS with every socket open (before the load), when local.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_rss_connected_bytes: Option<u64>,
+}
+
+enum Cmd {
+    Send { room: usize },
+    Typing,
+    Presence(PresenceStatus),
+    Drop,
+}
+
+/// State shared by the slots and the engine.
+#[derive(Debug)]
+struct Shared {
+    plan_rooms: Vec<RoomId>,
+    room_ids: Vec<String>,
+    stats: Arc<Stats>,
+    /// Ready slots per room, fixed once connecting is over.
+    members: Vec<AtomicU64>,
+    /// Sum over acks of the room's member count.
+    expected: AtomicU64,
+    /// Slots between `resume` and `resumed`.
+    resuming: AtomicU64,
+    /// Slots waiting to reconnect.
+    reconnecting: AtomicU64,
+    load: Load,
+    opts: EngineOpts,
+    target: Target,
+    stopping: AtomicBool,
+    /// Distinguishes this run's `client_id`s from earlier runs'.
+    run_id: u64,
+}
+
+/// What a slot hands back.
+#[derive(Debug, Default)]
+struct SlotResult {
+    ready: bool,
+    receipts: Vec<(usize, RoomReceipts)>,
+    acked: Vec<(usize, i64)>,
+}
+
+/// The frames the hot path needs, borrowed from the text (no allocation
+/// for plain ASCII bodies). Anything this does not fit is parsed as a
+/// [`ServerFrame`].
+#[derive(Deserialize)]
+struct Hot<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    room_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<HotMessage<'a>>,
+    #[serde(rename = "ref", default, borrow)]
+    reference: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct HotMessage<'a> {
+    seq: i64,
+    #[serde(borrow)]
+    body: Cow<'a, str>,
+    #[serde(borrow)]
+    room_id: Cow<'a, str>,
+}
+
+/// Runs a plan to the end.
+pub async fn run(plan: Plan, stats: Arc<Stats>, server_pid: Option<u32>) -> EngineResult {
+    let Plan {
+        target,
+        rooms,
+        slots,
+        load,
+        opts,
+    } = plan;
+    let shared = Arc::new(Shared {
+        room_ids: rooms.iter().map(ToString::to_string).collect(),
+        members: rooms.iter().map(|_| AtomicU64::new(0)).collect(),
+        plan_rooms: rooms,
+        stats: Arc::clone(&stats),
+        expected: AtomicU64::new(0),
+        resuming: AtomicU64::new(0),
+        reconnecting: AtomicU64::new(0),
+        load,
+        opts,
+        target,
+        stopping: AtomicBool::new(false),
+        run_id: token::unix_nanos() / 1_000_000,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (ready_tx, mut ready_rx) = mpsc::channel::<(usize, bool)>(slots.len().max(1));
+    let gate = Arc::new(Semaphore::new(shared.opts.connect_concurrency.max(1)));
+    let started = Instant::now();
+    let progress = crate::report::Progress::start(
+        Arc::clone(&stats),
+        shared.opts.progress,
+        slots.len(),
+        shared.load.duration,
+    );
+
+    let mut senders = Vec::with_capacity(slots.len());
+    let mut tasks = Vec::with_capacity(slots.len());
+    for (index, slot) in slots.iter().enumerate() {
+        let (tx, rx) = mpsc::channel::<Cmd>(256);
+        senders.push(tx);
+        let at = if shared.opts.connect_rate > 0.0 {
+            started + Duration::from_secs_f64(index as f64 / shared.opts.connect_rate)
+        } else {
+            started
+        };
+        let task = SlotTask {
+            index,
+            plan: slot.clone(),
+            shared: Arc::clone(&shared),
+            commands: rx,
+            stop: stop_rx.clone(),
+            ready_tx: ready_tx.clone(),
+            gate: Arc::clone(&gate),
+            start_at: at,
+        };
+        tasks.push(tokio::spawn(Box::pin(task.run())));
+    }
+    drop(ready_tx);
+
+    // Connect phase: wait for every slot to say ready or failed.
+    let mut answered = 0;
+    let mut last_ready = started;
+    while answered < slots.len() {
+        match ready_rx.recv().await {
+            Some((slot, ok)) => {
+                answered += 1;
+                if ok {
+                    last_ready = Instant::now();
+                    for &room in &slots[slot].rooms {
+                        shared.members[room].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            None => break,
+        }
+    }
+    let all_ready_s = last_ready.duration_since(started).as_secs_f64();
+    let slots_ready = stats.counters.ready.load(Ordering::Relaxed);
+    progress.phase("connected");
+    if !shared.opts.settle.is_zero() {
+        tokio::time::sleep(shared.opts.settle).await;
+    }
+    let server_rss_connected_bytes = server_pid.and_then(crate::procinfo::rss_bytes);
+
+    // Load phase.
+    let load_started = Instant::now();
+    progress.phase("load");
+    let scheduled = schedule(&shared, &senders, &slots).await;
+
+    // Acks, then deliveries.
+    progress.phase("drain");
+    let drain_deadline = Instant::now() + shared.opts.drain_timeout;
+    let mut drained = false;
+    while Instant::now() < drain_deadline {
+        let c = &stats.counters;
+        let sent = c.sent.load(Ordering::Relaxed);
+        let answered = c.acked.load(Ordering::Relaxed) + c.send_errors.load(Ordering::Relaxed);
+        let received = c.delivered.load(Ordering::Relaxed) + c.recovered.load(Ordering::Relaxed);
+        let expected = shared.expected.load(Ordering::Relaxed);
+        if sent >= scheduled
+            && answered >= sent
+            && received >= expected
+            && shared.resuming.load(Ordering::Relaxed) == 0
+            && shared.reconnecting.load(Ordering::Relaxed) == 0
+        {
+            drained = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let load_window_s = load_started.elapsed().as_secs_f64();
+
+    shared.stopping.store(true, Ordering::Relaxed);
+    if stop_tx.send(true).is_err() {
+        // Every slot already ended.
+    }
+    drop(senders);
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        match task.await {
+            Ok(r) => results.push(r),
+            Err(e) => stats.error(format!("slot task: {e}")),
+        }
+    }
+    progress.finish();
+
+    // Loss accounting: acked seqs per room against every ready slot.
+    let mut acked: Vec<Vec<i64>> = vec![Vec::new(); shared.plan_rooms.len()];
+    for r in &results {
+        for &(room, seq) in &r.acked {
+            acked[room].push(seq);
+        }
+    }
+    for seqs in &mut acked {
+        seqs.sort_unstable();
+        seqs.dedup();
+    }
+    let mut losses = LossAccount::default();
+    for r in results.iter().filter(|r| r.ready) {
+        for (room, receipts) in &r.receipts {
+            losses.tally(&acked[*room], receipts);
+        }
+    }
+    let counters = stats.counters.snapshot();
+    let load_s = shared.load.duration.as_secs_f64().max(1e-3);
+    EngineResult {
+        slots: slots.len(),
+        slots_ready,
+        all_ready_s,
+        connect: Summary::of(&stats.connect.merged()),
+        ready: Summary::of(&stats.ready.merged()),
+        latency: Summary::of(&stats.latency.merged()),
+        ack: Summary::of(&stats.ack.merged()),
+        losses,
+        load_window_s,
+        deliveries_per_sec: (losses.delivered + losses.recovered) as f64 / load_window_s.max(1e-3),
+        sends_per_sec: counters.sent as f64 / load_s,
+        drained,
+        counters,
+        closes: stats
+            .closes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+        errors: stats
+            .errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+        server_rss_connected_bytes,
+    }
+}
+
+/// A small xorshift generator: churn picks need no crypto.
+#[derive(Debug)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// Seeded (a zero seed is replaced).
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// A number below `n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// Sends the load's commands: open loop, by due count, for the duration.
+/// Returns how many message sends were handed to slots.
+async fn schedule(shared: &Shared, senders: &[mpsc::Sender<Cmd>], slots: &[SlotPlan]) -> u64 {
+    let load = &shared.load;
+    let stats = &shared.stats;
+    let started = Instant::now();
+    let secs = load.duration.as_secs_f64();
+    let total = |rate: f64| (rate * secs).round() as u64;
+    let (msg_total, typing_total, presence_total) = (
+        if load.publishers.is_empty() {
+            0
+        } else {
+            total(load.msg_rate)
+        },
+        total(load.typing_rate),
+        total(load.presence_rate),
+    );
+    let (mut msgs, mut typings, mut presences) = (0u64, 0u64, 0u64);
+    let publishing: std::collections::HashSet<usize> =
+        load.publishers.iter().map(|(s, _)| *s).collect();
+    let churnable: Vec<usize> = (0..slots.len())
+        .filter(|s| !publishing.contains(s))
+        .collect();
+    let mut rng = XorShift::new(token::unix_nanos());
+    let mut next_churn = started + Duration::from_secs(1);
+    let mut tick = tokio::time::interval(Duration::from_millis(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut queued_msgs = 0u64;
+    let send = |slot: usize, cmd: Cmd| {
+        if senders[slot].try_send(cmd).is_err() {
+            // The slot's queue is full or it ended: the harness, not the
+            // server, is behind.
+            stats.error("harness_slot_backlog");
+            false
+        } else {
+            true
+        }
+    };
+    loop {
+        tick.tick().await;
+        let elapsed = started.elapsed();
+        let done = elapsed >= load.duration;
+        let t = elapsed.as_secs_f64().min(secs);
+        let due = |rate: f64, cap: u64| (((rate * t) as u64) + u64::from(done)).min(cap);
+        while msgs < due(load.msg_rate, msg_total) {
+            let (slot, room) = load.publishers[(msgs as usize) % load.publishers.len()];
+            if send(slot, Cmd::Send { room }) {
+                queued_msgs += 1;
+            }
+            msgs += 1;
+        }
+        while typings < due(load.typing_rate, typing_total) && !slots.is_empty() {
+            send((typings as usize) % slots.len(), Cmd::Typing);
+            typings += 1;
+        }
+        while presences < due(load.presence_rate, presence_total) && !slots.is_empty() {
+            let status = if presences % 2 == 0 {
+                PresenceStatus::Away
+            } else {
+                PresenceStatus::Online
+            };
+            send(
+                (presences as usize * 7919) % slots.len(),
+                Cmd::Presence(status),
+            );
+            presences += 1;
+        }
+        if load.churn_per_sec > 0.0 && Instant::now() >= next_churn && !done {
+            next_churn += Duration::from_secs(1);
+            let n = ((churnable.len() as f64) * load.churn_per_sec).round() as usize;
+            for _ in 0..n.min(churnable.len()) {
+                send(churnable[rng.below(churnable.len())], Cmd::Drop);
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    queued_msgs
+}
+
+/// One slot's task.
+struct SlotTask {
+    index: usize,
+    plan: SlotPlan,
+    shared: Arc<Shared>,
+    commands: mpsc::Receiver<Cmd>,
+    stop: watch::Receiver<bool>,
+    ready_tx: mpsc::Sender<(usize, bool)>,
+    gate: Arc<Semaphore>,
+    start_at: Instant,
+}
+
+/// How a connection generation ended.
+enum Ended {
+    /// The run is over.
+    Stop,
+    /// Reconnect (after a drop or a server close).
+    Reconnect,
+    /// Do not reconnect (auth or policy close).
+    Fatal,
+}
+
+/// What a slot keeps across its connections.
+struct SlotState {
+    receipts: Vec<(usize, RoomReceipts)>,
+    acked: Vec<(usize, i64)>,
+    /// ref → (room for a message send, sent at).
+    pending: HashMap<u64, (Option<usize>, Instant)>,
+    next_ref: u64,
+    next_msg: u64,
+    /// While resuming: room → the room's last seq at reconnect.
+    resume_targets: Option<Vec<i64>>,
+    latencies: Vec<u64>,
+}
+
+impl SlotTask {
+    async fn run(mut self) -> SlotResult {
+        tokio::time::sleep_until(self.start_at.into()).await;
+        let stats = Arc::clone(&self.shared.stats);
+        let mut state = SlotState {
+            receipts: Vec::new(),
+            acked: Vec::new(),
+            pending: HashMap::new(),
+            next_ref: 0,
+            next_msg: 0,
+            resume_targets: None,
+            latencies: Vec::with_capacity(256),
+        };
+        let mut first = true;
+        let mut reconnects = 0u32;
+        loop {
+            stats::inc(&stats.counters.connect_attempts);
+            let opened = {
+                let _permit = self.gate.acquire().await;
+                client::open(
+                    &self.shared.target,
+                    self.plan.token.as_deref(),
+                    self.plan.bind,
+                    self.shared.opts.connect_timeout,
+                )
+                .await
+            };
+            let mut opened = match opened {
+                Ok(o) => o,
+                Err(e) => {
+                    stats::inc(&stats.counters.connect_failures);
+                    stats.error(e.kind());
+                    if first {
+                        self.say_ready(false).await;
+                        return self.finish(state, false);
+                    }
+                    let fatal = matches!(e, OpenError::Http(401 | 403));
+                    reconnects += 1;
+                    if fatal
+                        || reconnects > self.shared.opts.max_reconnects
+                        || self.shared.stopping.load(Ordering::Relaxed)
+                    {
+                        stats::dec(&self.shared.reconnecting);
+                        return self.finish(state, true);
+                    }
+                    tokio::time::sleep(self.shared.load.reconnect_delay).await;
+                    continue;
+                }
+            };
+            stats.connect.record(self.index, opened.connect_us);
+            stats.ready.record(self.index, opened.ready_us);
+            stats::inc(&stats.counters.ready);
+            stats::inc(&stats.counters.open);
+            if first {
+                for &room in &self.plan.rooms {
+                    let id = self.shared.plan_rooms[room];
+                    let base = opened
+                        .ready
+                        .rooms
+                        .iter()
+                        .find(|r| r.id == id)
+                        .map_or(0, |r| r.last_seq);
+                    state.receipts.push((room, RoomReceipts::new(base)));
+                }
+                self.say_ready(true).await;
+                first = false;
+            } else {
+                stats::dec(&self.shared.reconnecting);
+                if !state.receipts.is_empty() {
+                    self.resume(&mut opened, &mut state).await;
+                }
+            }
+            let ended = self.serve(opened.ws, &mut state).await;
+            stats::dec(&stats.counters.open);
+            if state.resume_targets.take().is_some() {
+                stats::dec(&self.shared.resuming);
+            }
+            // Sends in flight on a closed socket will never be acked.
+            for (_, (room, _)) in state.pending.drain() {
+                if room.is_some() {
+                    stats::inc(&stats.counters.send_errors);
+                    stats.error("ack_lost_on_close");
+                }
+            }
+            match ended {
+                Ended::Stop | Ended::Fatal => return self.finish(state, true),
+                Ended::Reconnect => {
+                    reconnects += 1;
+                    if reconnects > self.shared.opts.max_reconnects
+                        || self.shared.stopping.load(Ordering::Relaxed)
+                    {
+                        return self.finish(state, true);
+                    }
+                    stats::inc(&stats.counters.reconnects);
+                    stats::inc(&self.shared.reconnecting);
+                    tokio::time::sleep(self.shared.load.reconnect_delay).await;
+                }
+            }
+        }
+    }
+
+    async fn say_ready(&self, ok: bool) {
+        if self.ready_tx.send((self.index, ok)).await.is_err() {
+            // The engine stopped listening: nothing to tell.
+        }
+    }
+
+    fn finish(&self, mut state: SlotState, ready: bool) -> SlotResult {
+        self.shared
+            .stats
+            .latency
+            .record_many(self.index, &state.latencies);
+        state.latencies.clear();
+        SlotResult {
+            ready,
+            receipts: state.receipts,
+            acked: state.acked,
+        }
+    }
+
+    async fn resume(&self, opened: &mut client::Opened, state: &mut SlotState) {
+        let mut rooms = std::collections::BTreeMap::new();
+        let mut targets = vec![0i64; self.shared.plan_rooms.len()];
+        for (room, receipts) in &state.receipts {
+            let id = self.shared.plan_rooms[*room];
+            rooms.insert(id, receipts.resume_from());
+            targets[*room] = opened
+                .ready
+                .rooms
+                .iter()
+                .find(|r| r.id == id)
+                .map_or(0, |r| r.last_seq);
+        }
+        let frame = ClientFrame::Resume {
+            rooms,
+            reference: None,
+        };
+        let stats = &self.shared.stats;
+        match serde_json::to_string(&frame) {
+            Ok(text) => {
+                if opened.ws.send(Message::text(text)).await.is_ok() {
+                    stats::inc(&stats.counters.resumes);
+                    stats::inc(&self.shared.resuming);
+                    state.resume_targets = Some(targets);
+                } else {
+                    stats.error("resume_send_failed");
+                }
+            }
+            Err(e) => stats.error(format!("resume encode: {e}")),
+        }
+    }
+
+    /// One connection generation: commands and frames until it ends.
+    async fn serve(&mut self, mut ws: client::Ws, state: &mut SlotState) -> Ended {
+        let stats = Arc::clone(&self.shared.stats);
+        loop {
+            tokio::select! {
+                changed = self.stop.changed() => {
+                    if changed.is_err() || *self.stop.borrow() {
+                        let closing = tokio::time::timeout(Duration::from_secs(2), ws.close(None));
+                        if closing.await.is_err() {
+                            stats.error("close_timeout");
+                        }
+                        return Ended::Stop;
+                    }
+                }
+                cmd = self.commands.recv() => {
+                    let Some(cmd) = cmd else { continue };
+                    let frame = match cmd {
+                        Cmd::Drop => {
+                            stats::inc(&stats.counters.client_drops);
+                            // Abrupt: no close handshake, like a lost network.
+                            drop(ws);
+                            return Ended::Reconnect;
+                        }
+                        Cmd::Send { room } => self.message_frame(room, state),
+                        Cmd::Typing => match state.receipts.first() {
+                            Some((room, _)) => ClientFrame::Typing {
+                                room_id: self.shared.plan_rooms[*room],
+                                reference: Some(self.pending(state, None)),
+                            },
+                            None => continue,
+                        },
+                        Cmd::Presence(status) => ClientFrame::PresenceSet {
+                            status,
+                            reference: Some(self.pending(state, None)),
+                        },
+                    };
+                    match serde_json::to_string(&frame) {
+                        Ok(text) => {
+                            if let Err(e) = ws.send(Message::text(text)).await {
+                                stats.close(format!("send: {}", client::short_ws_error(&e)));
+                                return Ended::Reconnect;
+                            }
+                        }
+                        Err(e) => stats.error(format!("encode: {e}")),
+                    }
+                }
+                msg = ws.next() => {
+                    match msg {
+                        Some(Ok(Message::Text(text))) => self.on_text(&text, state),
+                        Some(Ok(Message::Close(frame))) => {
+                            let code = frame.map_or(1005, |f| u16::from(f.code));
+                            stats.close(code.to_string());
+                            stats::inc(&stats.counters.server_closes);
+                            if matches!(code, close::UNAUTHENTICATED | close::REVOKED | close::POLICY) {
+                                return Ended::Fatal;
+                            }
+                            return Ended::Reconnect;
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            stats.close(format!("error: {}", client::short_ws_error(&e)));
+                            stats::inc(&stats.counters.server_closes);
+                            return Ended::Reconnect;
+                        }
+                        None => {
+                            stats.close("eof");
+                            stats::inc(&stats.counters.server_closes);
+                            return Ended::Reconnect;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn pending(&self, state: &mut SlotState, room: Option<usize>) -> String {
+        state.next_ref += 1;
+        state.pending.insert(state.next_ref, (room, Instant::now()));
+        state.next_ref.to_string()
+    }
+
+    fn message_frame(&self, room: usize, state: &mut SlotState) -> ClientFrame {
+        state.next_msg += 1;
+        let body = token::encode(
+            Token {
+                publisher: u32::try_from(self.index).unwrap_or(u32::MAX),
+                sequence: state.next_msg,
+                sent_unix_nanos: token::unix_nanos(),
+            },
+            self.shared.load.body_bytes,
+        );
+        stats::inc(&self.shared.stats.counters.sent);
+        let reference = self.pending(state, Some(room));
+        ClientFrame::MessageSend {
+            room_id: self.shared.plan_rooms[room],
+            body,
+            reply_to: None,
+            // Unique per run: the server treats a repeated client_id from the
+            // same user in the same room as a retry and does not publish it.
+            client_id: Some(format!(
+                "lt-{}-{}-{}",
+                self.shared.run_id, self.index, state.next_msg
+            )),
+            reference: Some(reference),
+        }
+    }
+
+    fn room_index(&self, id: &str, state: &SlotState) -> Option<usize> {
+        state
+            .receipts
+            .iter()
+            .position(|(room, _)| self.shared.room_ids[*room] == id)
+    }
+
+    fn on_text(&self, text: &str, state: &mut SlotState) {
+        let stats = &self.shared.stats;
+        let Ok(hot) = serde_json::from_str::<Hot<'_>>(text) else {
+            return self.on_other(text, state);
+        };
+        match hot.kind.as_ref() {
+            "message.created" => {
+                let Some(message) = hot.message else {
+                    stats::inc(&stats.counters.bad_frames);
+                    return;
+                };
+                let room_id = hot.room_id.unwrap_or(message.room_id);
+                let Some(i) = self.room_index(&room_id, state) else {
+                    stats::inc(&stats.counters.events);
+                    return;
+                };
+                let room = state.receipts[i].0;
+                let replay = state
+                    .resume_targets
+                    .as_ref()
+                    .is_some_and(|t| message.seq <= t[room]);
+                if state.receipts[i].1.record(message.seq, replay) {
+                    if replay {
+                        stats::inc(&stats.counters.recovered);
+                    } else {
+                        stats::inc(&stats.counters.delivered);
+                        if let Some(tok) = token::decode(&message.body) {
+                            state
+                                .latencies
+                                .push(token::latency_us(&tok, token::unix_nanos()));
+                            if state.latencies.len() >= 256 {
+                                stats.latency.record_many(self.index, &state.latencies);
+                                state.latencies.clear();
+                            }
+                        }
+                    }
+                } else {
+                    stats::inc(&stats.counters.duplicates);
+                }
+            }
+            "ack" => {
+                let Some(reference) = hot.reference.and_then(|r| r.parse::<u64>().ok()) else {
+                    return;
+                };
+                let Some((room, at)) = state.pending.remove(&reference) else {
+                    return;
+                };
+                stats.ack.record(self.index, client::elapsed_us(at));
+                if let (Some(room), Some(message)) = (room, hot.message) {
+                    let stale = state
+                        .receipts
+                        .iter()
+                        .find(|(r, _)| *r == room)
+                        .is_some_and(|(_, receipts)| message.seq <= receipts.live.base());
+                    if stale {
+                        // Acked with a message from before this run (an
+                        // idempotent retry): nothing new will be delivered.
+                        stats.error("ack_of_existing_message");
+                    }
+                    stats::inc(&stats.counters.acked);
+                    state.acked.push((room, message.seq));
+                    let members = self.shared.members[room].load(Ordering::Relaxed);
+                    self.shared.expected.fetch_add(members, Ordering::Relaxed);
+                }
+            }
+            _ => self.on_other(text, state),
+        }
+    }
+
+    fn on_other(&self, text: &str, state: &mut SlotState) {
+        let stats = &self.shared.stats;
+        let frame = match serde_json::from_str::<ServerFrame>(text) {
+            Ok(frame) => frame,
+            Err(_) => {
+                stats::inc(&stats.counters.bad_frames);
+                return;
+            }
+        };
+        match frame {
+            ServerFrame::Error {
+                reference, code, ..
+            } => {
+                if let Some((room, _)) = reference
+                    .and_then(|r| r.parse::<u64>().ok())
+                    .and_then(|r| state.pending.remove(&r))
+                    && room.is_some()
+                {
+                    stats::inc(&stats.counters.send_errors);
+                }
+                stats.error(code);
+            }
+            ServerFrame::Resumed { .. } => {
+                if state.resume_targets.take().is_some() {
+                    stats::dec(&self.shared.resuming);
+                }
+            }
+            ServerFrame::ResyncRequired { .. } => {
+                stats::inc(&stats.counters.resyncs);
+                stats.error("resync_required");
+            }
+            ServerFrame::Ready { .. } => stats.error("unexpected_ready"),
+            _ => stats::inc(&stats.counters.events),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hot_parser_reads_message_created_and_acks() {
+        let room = RoomId::new();
+        let text = format!(
+            r#"{{"type":"message.created","room_id":"{room}","message":{{"id":"x","room_id":"{room}","seq":42,"author_id":null,"body":"lt1|p1|s2|t3|","reply_to":null,"created_at":"t","edited_at":null,"deleted":false,"reactions":{{}}}}}}"#
+        );
+        let hot: Hot<'_> = serde_json::from_str(&text).unwrap();
+        assert_eq!(hot.kind, "message.created");
+        let message = hot.message.unwrap();
+        assert_eq!(message.seq, 42);
+        assert_eq!(message.room_id, room.to_string());
+        assert!(token::decode(&message.body).is_some());
+        let ack: Hot<'_> = serde_json::from_str(r#"{"type":"ack","ref":"7"}"#).unwrap();
+        assert_eq!(ack.reference.as_deref(), Some("7"));
+        // An error frame's `message` is a string: the hot parser declines it
+        // and the full protocol type takes over.
+        assert!(
+            serde_json::from_str::<Hot<'_>>(
+                r#"{"type":"error","ref":"1","code":"rate_limited","message":"slow down"}"#
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn xorshift_stays_below_its_bound() {
+        let mut rng = XorShift::new(0);
+        for _ in 0..1000 {
+            assert!(rng.below(7) < 7);
+        }
+    }
+}
