@@ -128,6 +128,8 @@ fn describe_default(value: &serde_json::Value) -> String {
 settings! {
     /// Address the HTTP and WebSocket server listens on.
     listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
+    /// Pending-connection queue of the listening socket (a connection storm waits here).
+    listen_backlog: u32 = 4096;
     /// Folder for the SQLite database, the generated JWT secret, avatars and backups.
     data_dir: PathBuf = PathBuf::from("./data");
     /// Database URL: `sqlite://…` or `postgres://…`. Unset: SQLite at `<data_dir>/parley.db`.
@@ -200,6 +202,8 @@ settings! {
     message_max_chars: usize = 4000;
     /// A `resume` further behind than this many messages in a room gets `resync_required`.
     resume_max_gap: u32 = 1000;
+    /// Presence changes are pushed only through rooms with at most this many open sockets.
+    presence_max_room: usize = 1000;
     /// Seconds after a user's last socket closes before they show as offline.
     presence_grace_secs: u64 = 5;
     /// `expires_in_ms` of typing events.
@@ -283,6 +287,7 @@ impl Settings {
             typing_coalesce: Duration::from_millis((self.typing_ttl_ms / 5).max(100)),
             presence_grace: Duration::from_secs(self.presence_grace_secs),
             resume_max_gap: self.resume_max_gap,
+            presence_max_room: self.presence_max_room,
             durable_queue: self.ws_durable_queue,
             ephemeral_queue: self.ws_ephemeral_queue,
             max_body_chars: self.message_max_chars,

@@ -126,8 +126,7 @@ impl Application {
                 closer.close_sessions(&[session], close::REVOKED, "session revoked");
             }));
         let accounts = Accounts::new(&settings, Arc::clone(&store), hasher, keys, revoked);
-        let listener = TcpListener::bind(settings.listen)
-            .await
+        let listener = bind(settings.listen, settings.listen_backlog)
             .with_context(|| format!("binding {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
         let metrics_listener = match settings.metrics_listen {
@@ -262,6 +261,19 @@ impl AppState {
             "sqlite"
         }
     }
+}
+
+/// Binds with a deep accept queue (std's default of 128 overflows in a
+/// connection storm, and clients then wait a second for TCP to retry).
+fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Raises the soft open-file limit to the hard one and returns how many

@@ -15,6 +15,8 @@ use crate::domain::UserId;
 pub struct BlockIndex {
     /// blocked → the users who blocked them.
     blockers_of: DashMap<UserId, HashSet<UserId>>,
+    /// blocker → the users they blocked.
+    blocked_by: DashMap<UserId, HashSet<UserId>>,
 }
 
 impl BlockIndex {
@@ -30,6 +32,7 @@ impl BlockIndex {
     /// `blocker` now blocks `blocked`.
     pub fn insert(&self, blocker: UserId, blocked: UserId) {
         self.blockers_of.entry(blocked).or_default().insert(blocker);
+        self.blocked_by.entry(blocker).or_default().insert(blocked);
     }
 
     /// `blocker` no longer blocks `blocked`.
@@ -56,6 +59,16 @@ impl BlockIndex {
         self.blocks(a, b) || self.blocks(b, a)
     }
 
+    /// Everyone `author` blocked or is blocked by, if any (presence goes
+    /// neither way across a block).
+    pub fn either_way(&self, author: UserId) -> Option<HashSet<UserId>> {
+        let mut all = self.blockers_of(author).unwrap_or_default();
+        if let Some(set) = self.blocked_by.get(&author) {
+            all.extend(set.iter().copied());
+        }
+        (!all.is_empty()).then_some(all)
+    }
+
     /// The users who block `author`, if any (one lookup per fan-out).
     pub fn blockers_of(&self, author: UserId) -> Option<HashSet<UserId>> {
         self.blockers_of
@@ -80,5 +93,8 @@ mod tests {
         index.remove(a, b);
         assert!(!index.either(a, b));
         assert!(index.blockers_of(b).is_none());
+        index.insert(a, b);
+        assert_eq!(index.either_way(a).map(|s| s.len()), Some(1));
+        assert_eq!(index.either_way(b).map(|s| s.len()), Some(1));
     }
 }

@@ -21,6 +21,9 @@ pub enum Target {
     Room(RoomId),
     /// Every socket of these users.
     Users(Vec<UserId>),
+    /// Every socket receiving any of these rooms, once, skipping rooms with
+    /// more than `max_room` sockets.
+    RoomsUnion { rooms: Vec<RoomId>, max_room: usize },
     /// Every socket.
     All,
 }
@@ -61,6 +64,10 @@ impl Broker for LocalBroker {
         match &target {
             Target::Room(room) => self.sockets.deliver_room(*room, &delivery, &self.blocks),
             Target::Users(users) => self.sockets.deliver_users(users, &delivery, &self.blocks),
+            Target::RoomsUnion { rooms, max_room } => {
+                self.sockets
+                    .deliver_rooms_union(rooms, *max_room, &delivery, &self.blocks)
+            }
             Target::All => self.sockets.deliver_all(&delivery),
         };
         metrics::histogram!(telemetry::FANOUT_DURATION).record(started.elapsed().as_secs_f64());

@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::broker::Target;
-use crate::domain::{ConnectionId, PresenceStatus, UserId};
+use crate::domain::{ConnectionId, PresenceStatus, RoomId, UserId};
 use crate::protocol::{ServerFrame, wire_time};
 use crate::realtime::Shared;
 use crate::sockets::Delivery;
@@ -31,8 +31,10 @@ pub type PresenceBoard = Arc<DashMap<UserId, Shown>>;
 /// What a presence actor does.
 #[derive(Debug)]
 pub enum PresenceMsg {
-    /// A connection of this user is ready.
-    Connected(ConnectionId),
+    /// A connection of this user is ready; it receives these rooms.
+    Connected(ConnectionId, Vec<RoomId>),
+    /// The user is now in this room too.
+    Joined(RoomId),
     /// A connection of this user closed.
     Disconnected(ConnectionId),
     /// The user chose a status.
@@ -53,6 +55,9 @@ pub struct PresenceActor {
 pub struct PresenceState {
     user: UserId,
     connections: HashSet<ConnectionId>,
+    /// The user's rooms, as their connections were told at connect: the
+    /// audience of their presence.
+    rooms: HashSet<RoomId>,
     chosen: PresenceStatus,
     shown: PresenceStatus,
     /// Bumped on every disconnect, so a stale grace timer does nothing.
@@ -72,6 +77,7 @@ impl Actor for PresenceActor {
         Ok(PresenceState {
             user,
             connections: HashSet::new(),
+            rooms: HashSet::new(),
             chosen: PresenceStatus::Online,
             shown: PresenceStatus::Offline,
             epoch: 0,
@@ -85,10 +91,14 @@ impl Actor for PresenceActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            PresenceMsg::Connected(conn) => {
+            PresenceMsg::Connected(conn, rooms) => {
                 state.connections.insert(conn);
+                state.rooms.extend(rooms);
                 state.epoch += 1;
                 self.show(state, visible(state.chosen)).await;
+            }
+            PresenceMsg::Joined(room) => {
+                state.rooms.insert(room);
             }
             PresenceMsg::Disconnected(conn) => {
                 state.connections.remove(&conn);
@@ -143,19 +153,6 @@ impl PresenceActor {
             return;
         }
         state.shown = status;
-        let audience = match self.shared.store.users_sharing_rooms(state.user).await {
-            Ok(users) => users
-                .into_iter()
-                .filter(|other| !self.shared.blocks.either(state.user, *other))
-                .collect::<Vec<_>>(),
-            Err(e) => {
-                tracing::warn!(user = %state.user, error = %e, "presence audience unavailable; change not sent");
-                return;
-            }
-        };
-        if audience.is_empty() {
-            return;
-        }
         let frame = ServerFrame::Presence {
             user_id: state.user,
             status,
@@ -163,14 +160,18 @@ impl PresenceActor {
         };
         metrics::counter!(telemetry::WS_EVENTS, "direction" => "out", "type" => "presence")
             .increment(1);
+        // Everyone online in a room with the user, once each; not across a
+        // block either way; not in rooms too large for pushed presence.
         self.shared.broker.publish(
-            Target::Users(audience),
+            Target::RoomsUnion {
+                rooms: state.rooms.iter().copied().collect(),
+                max_room: self.shared.config.presence_max_room,
+            },
             Delivery {
-                bytes: frame.to_bytes(),
-                ephemeral: true,
                 author: Some(state.user),
                 except_user: Some(state.user),
-                except_conn: None,
+                mutual: true,
+                ..Delivery::plain(frame.to_bytes(), true)
             },
         );
     }
@@ -233,7 +234,7 @@ impl Actor for PresenceSupervisor {
             None => message,
         };
         // A disconnect or timer for a user without an actor has nothing to do.
-        let message @ (PresenceMsg::Connected(_) | PresenceMsg::Set(_)) = message else {
+        let message @ (PresenceMsg::Connected(..) | PresenceMsg::Set(_)) = message else {
             return Ok(());
         };
         let actor = PresenceActor {

@@ -42,6 +42,9 @@ pub struct RealtimeConfig {
     pub presence_grace: Duration,
     /// A resume further behind than this many messages gets `resync_required`.
     pub resume_max_gap: u32,
+    /// Presence is pushed only through rooms with at most this many sockets
+    /// (it grows with the square of a room's size); members lists still show it.
+    pub presence_max_room: usize,
     /// Durable events queued per socket before it is closed with 4009.
     pub durable_queue: usize,
     /// Ephemeral events queued per socket before they are shed.
@@ -59,6 +62,7 @@ impl Default for RealtimeConfig {
             typing_coalesce: Duration::from_millis(1000),
             presence_grace: Duration::from_secs(5),
             resume_max_gap: 1000,
+            presence_max_room: 1000,
             durable_queue: 1024,
             ephemeral_queue: 64,
             max_body_chars: crate::domain::MessageBody::MAX_CHARS,
@@ -295,11 +299,10 @@ impl Realtime {
         outbox.push(ready.to_bytes(), false);
         self.sockets
             .register(outbox, memberships.iter().map(|m| m.room.id));
-        if let Err(e) = self
-            .shared
-            .presence
-            .route(outbox.user_id, PresenceMsg::Connected(outbox.id))
-        {
+        if let Err(e) = self.shared.presence.route(
+            outbox.user_id,
+            PresenceMsg::Connected(outbox.id, memberships.iter().map(|m| m.room.id).collect()),
+        ) {
             // The socket works without presence; say so rather than refuse it.
             tracing::warn!(user = %outbox.user_id, error = %e, "presence not told of a connection");
         }
@@ -353,6 +356,7 @@ impl Realtime {
             })
             .await?;
         self.shared.broker.subscribe_user(owner, room.id);
+        self.tell_joined(owner, room.id);
         self.publish_to_users(
             vec![owner],
             &ServerFrame::MemberJoined {
@@ -386,6 +390,7 @@ impl Realtime {
         if created {
             for user in [me, other] {
                 self.shared.broker.subscribe_user(user, room.id);
+                self.tell_joined(user, room.id);
             }
             for user in [me, other] {
                 self.publish_to_users(
@@ -399,6 +404,12 @@ impl Realtime {
             }
         }
         Ok(room)
+    }
+
+    fn tell_joined(&self, user: UserId, room: RoomId) {
+        if let Err(e) = self.shared.presence.route(user, PresenceMsg::Joined(room)) {
+            tracing::debug!(%user, error = %e, "presence not told of a new room");
+        }
     }
 
     /// `blocker` blocks `blocked` (stored, then applied to fan-out).
@@ -498,13 +509,7 @@ impl Realtime {
 }
 
 fn delivery(frame: &ServerFrame) -> Delivery {
-    Delivery {
-        bytes: frame.to_bytes(),
-        ephemeral: frame.is_ephemeral(),
-        author: None,
-        except_user: None,
-        except_conn: None,
-    }
+    Delivery::plain(frame.to_bytes(), frame.is_ephemeral())
 }
 
 fn ready_room(m: &Membership) -> ReadyRoom {

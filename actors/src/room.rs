@@ -345,8 +345,20 @@ impl RoomActor {
                 author,
                 except_user,
                 except_conn,
+                mutual: false,
             },
         );
+    }
+
+    /// Presence of a user who is online now also goes to this room.
+    fn tell_presence(&self, user: UserId, room: RoomId) {
+        if let Err(e) = self
+            .shared
+            .presence
+            .route(user, crate::presence::PresenceMsg::Joined(room))
+        {
+            tracing::debug!(%user, error = %e, "presence not told of a join");
+        }
     }
 
     fn role(state: &RoomState, user: UserId) -> Result<RoomRole, ChatError> {
@@ -591,6 +603,7 @@ impl RoomActor {
             .await?;
         state.members.insert(user, role);
         self.shared.broker.subscribe_user(user, state.room.id);
+        self.tell_presence(user, state.room.id);
         let frame = ServerFrame::MemberJoined {
             room_id: state.room.id,
             user_id: user,

@@ -182,6 +182,32 @@ pub struct Delivery {
     pub except_user: Option<UserId>,
     /// Not to this socket (e.g. `read` goes to my other devices).
     pub except_conn: Option<ConnectionId>,
+    /// Also not to users the author blocked (presence: neither way).
+    pub mutual: bool,
+}
+
+impl Delivery {
+    /// A durable-or-ephemeral event with no filters.
+    pub fn plain(bytes: Bytes, ephemeral: bool) -> Self {
+        Self {
+            bytes,
+            ephemeral,
+            author: None,
+            except_user: None,
+            except_conn: None,
+            mutual: false,
+        }
+    }
+
+    /// Recipients to leave out because of blocks.
+    fn excluded(&self, blocks: &BlockIndex) -> Option<HashSet<UserId>> {
+        let author = self.author?;
+        if self.mutual {
+            blocks.either_way(author)
+        } else {
+            blocks.blockers_of(author)
+        }
+    }
 }
 
 /// The registry of local sockets.
@@ -341,7 +367,7 @@ impl Sockets {
 
     /// Delivers to every socket in a room. Returns how many got it.
     pub fn deliver_room(&self, room: RoomId, delivery: &Delivery, blocks: &BlockIndex) -> usize {
-        let blockers = delivery.author.and_then(|a| blocks.blockers_of(a));
+        let blockers = delivery.excluded(blocks);
         let Some(subs) = self.by_room.get(&room) else {
             return 0;
         };
@@ -356,6 +382,38 @@ impl Sockets {
         delivered
     }
 
+    /// Delivers once to every socket receiving any of `rooms`, leaving out
+    /// rooms with more than `max_room` local sockets (presence in very large
+    /// rooms is not pushed: it would be quadratic). Returns how many got it.
+    pub fn deliver_rooms_union(
+        &self,
+        rooms: &[RoomId],
+        max_room: usize,
+        delivery: &Delivery,
+        blocks: &BlockIndex,
+    ) -> usize {
+        let excluded = delivery.excluded(blocks);
+        let mut seen = HashSet::new();
+        let mut delivered = 0;
+        for room in rooms {
+            let Some(subs) = self.by_room.get(room) else {
+                continue;
+            };
+            if subs.len() > max_room {
+                continue;
+            }
+            for outbox in subs.values() {
+                if seen.insert(outbox.id)
+                    && Self::wanted(delivery, outbox, excluded.as_ref())
+                    && outbox.push(delivery.bytes.clone(), delivery.ephemeral) == Pushed::Queued
+                {
+                    delivered += 1;
+                }
+            }
+        }
+        delivered
+    }
+
     /// Delivers to every socket of the given users.
     pub fn deliver_users(
         &self,
@@ -363,7 +421,7 @@ impl Sockets {
         delivery: &Delivery,
         blocks: &BlockIndex,
     ) -> usize {
-        let blockers = delivery.author.and_then(|a| blocks.blockers_of(a));
+        let blockers = delivery.excluded(blocks);
         let mut delivered = 0;
         for user in users {
             if let Some(list) = self.by_user.get(user) {
@@ -417,11 +475,8 @@ mod tests {
 
     fn delivery(text: &'static str, ephemeral: bool, author: Option<UserId>) -> Delivery {
         Delivery {
-            bytes: Bytes::from_static(text.as_bytes()),
-            ephemeral,
             author,
-            except_user: None,
-            except_conn: None,
+            ..Delivery::plain(Bytes::from_static(text.as_bytes()), ephemeral)
         }
     }
 

@@ -35,6 +35,9 @@ use crate::startup::AppState;
 /// Frames fed to the socket before one flush.
 const WRITE_BATCH: usize = 64;
 
+/// Bytes buffered before the WebSocket layer writes to the socket.
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+
 /// The upgrade: checks `Origin`, the connection cap and (when present) the
 /// bearer token, then hands the socket to [`run_socket`].
 pub async fn upgrade(
@@ -67,7 +70,9 @@ pub async fn upgrade(
         .max_message_size(frame_limit.saturating_mul(4))
         .max_frame_size(frame_limit.saturating_mul(4))
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        // Frames fed in one writer batch go out in few writes; the buffer
+        // only grows on sockets that are sent to.
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(settings.ws_max_write_buffer_bytes)
         .on_upgrade(move |socket| async move {
             run_socket(state, socket, pre_auth).await;

@@ -173,3 +173,30 @@ async fn away_and_invisible_are_shown_to_users_who_share_a_room() {
         )
         .await;
 }
+
+#[tokio::test]
+async fn presence_is_not_pushed_through_rooms_larger_than_the_setting_but_members_lists_show_it() {
+    let app = spawn_chat_app_with(|s| s.presence_max_room = 1).await;
+    let [alice, bob] = users(&app, ["alice", "bob"]).await;
+    let room = public_room(&app, &alice, "general").await;
+    join(&app, &bob.access, &room).await;
+    let mut watcher = WsClient::connect(&app, &bob.access).await;
+    let mut alice_ws = WsClient::connect(&app, &alice.access).await;
+    alice_ws
+        .ack(json!({"type": "presence.set", "status": "away"}))
+        .await;
+    watcher
+        .expect_no_frame_of_type("presence", Duration::from_millis(500))
+        .await;
+
+    let members = crate::chat::items(
+        &app.get_authed(&format!("/rooms/{room}/members"), &bob.access)
+            .await,
+    );
+    let alice_id = uid(&alice);
+    let entry = members
+        .iter()
+        .find(|m| m["user_id"] == alice_id.as_str())
+        .expect("alice is listed");
+    assert_eq!(entry["presence"], "away");
+}
