@@ -124,6 +124,14 @@ fn describe() {
         "Actors that failed and were cleaned up, by actor kind"
     );
     metrics::describe_counter!(rt::WS_CLOSES, "WebSocket closes by code");
+    metrics::describe_counter!(
+        rt::DELIVERIES,
+        "Events queued to sockets, one per recipient socket, by type"
+    );
+    metrics::describe_counter!(
+        rt::MESSAGES_STORED,
+        "Chat messages stored (idempotent retries not counted)"
+    );
     metrics::describe_gauge!(
         REVOKED_SESSIONS_TRACKED,
         "Revoked sessions whose access tokens may still be unexpired"

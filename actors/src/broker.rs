@@ -61,7 +61,7 @@ impl LocalBroker {
 impl Broker for LocalBroker {
     fn publish(&self, target: Target, delivery: Delivery) {
         let started = Instant::now();
-        match &target {
+        let queued = match &target {
             Target::Room(room) => self.sockets.deliver_room(*room, &delivery, &self.blocks),
             Target::Users(users) => self.sockets.deliver_users(users, &delivery, &self.blocks),
             Target::RoomsUnion { rooms, max_room } => {
@@ -71,6 +71,7 @@ impl Broker for LocalBroker {
             Target::All => self.sockets.deliver_all(&delivery),
         };
         metrics::histogram!(telemetry::FANOUT_DURATION).record(started.elapsed().as_secs_f64());
+        metrics::counter!(telemetry::DELIVERIES, "type" => delivery.kind).increment(queued as u64);
     }
 
     fn subscribe_user(&self, user: UserId, room: RoomId) {

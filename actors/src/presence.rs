@@ -171,7 +171,7 @@ impl PresenceActor {
                 author: Some(state.user),
                 except_user: Some(state.user),
                 mutual: true,
-                ..Delivery::plain(frame.to_bytes(), true)
+                ..Delivery::frame(&frame)
             },
         );
     }

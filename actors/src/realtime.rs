@@ -509,7 +509,7 @@ impl Realtime {
 }
 
 fn delivery(frame: &ServerFrame) -> Delivery {
-    Delivery::plain(frame.to_bytes(), frame.is_ephemeral())
+    Delivery::frame(frame)
 }
 
 fn ready_room(m: &Membership) -> ReadyRoom {

@@ -340,12 +340,10 @@ impl RoomActor {
         self.shared.broker.publish(
             target,
             Delivery {
-                bytes: frame.to_bytes(),
-                ephemeral: frame.is_ephemeral(),
                 author,
                 except_user,
                 except_conn,
-                mutual: false,
+                ..Delivery::frame(frame)
             },
         );
     }
@@ -416,6 +414,7 @@ impl RoomActor {
             .await?;
         match created {
             crate::store::Created::New(message) => {
+                metrics::counter!(telemetry::MESSAGES_STORED).increment(1);
                 state.room.last_seq = state.room.last_seq.max(message.seq);
                 let frame = ServerFrame::MessageCreated {
                     room_id: state.room.id,

@@ -184,6 +184,8 @@ pub struct Delivery {
     pub except_conn: Option<ConnectionId>,
     /// Also not to users the author blocked (presence: neither way).
     pub mutual: bool,
+    /// The frame's `type`, for metrics.
+    pub kind: &'static str,
 }
 
 impl Delivery {
@@ -196,6 +198,15 @@ impl Delivery {
             except_user: None,
             except_conn: None,
             mutual: false,
+            kind: "other",
+        }
+    }
+
+    /// A frame, serialized once, with no filters.
+    pub fn frame(frame: &crate::protocol::ServerFrame) -> Self {
+        Self {
+            kind: frame.kind(),
+            ..Self::plain(frame.to_bytes(), frame.is_ephemeral())
         }
     }
 

@@ -23,3 +23,7 @@ pub const MAILBOX_DEPTH: &str = "actor_mailbox_depth";
 pub const ACTOR_FAILURES: &str = "actor_failures_total";
 /// Counter: WebSocket closes by `code`.
 pub const WS_CLOSES: &str = "ws_closes_total";
+/// Counter: events queued to sockets (one per recipient socket), by `type`.
+pub const DELIVERIES: &str = "ws_deliveries_total";
+/// Counter: chat messages stored (new, not idempotent retries).
+pub const MESSAGES_STORED: &str = "messages_stored_total";
