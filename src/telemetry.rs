@@ -60,6 +60,12 @@ pub fn metrics_handle() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(parley_actors::telemetry::SEND_BATCH.to_owned()),
+                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+                    )
+                })
                 .map(PrometheusBuilder::build_recorder)
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
@@ -127,6 +133,10 @@ fn describe() {
     metrics::describe_counter!(
         rt::DELIVERIES,
         "Events queued to sockets, one per recipient socket, by type"
+    );
+    metrics::describe_histogram!(
+        rt::SEND_BATCH,
+        "Messages a room stored in one transaction (group commit)"
     );
     metrics::describe_counter!(
         rt::MESSAGES_STORED,

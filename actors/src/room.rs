@@ -136,6 +136,9 @@ pub enum RoomMsg {
         user: UserId,
         reply: Reply<(Room, Option<RoomRole>)>,
     },
+    /// Store the sends accepted so far in one transaction, then answer
+    /// and publish them (group commit; the actor casts it to itself).
+    Flush,
     /// Periodic check for idleness.
     Tick,
     /// Fail on purpose (tests only).
@@ -156,7 +159,12 @@ pub struct RoomState {
     members: HashMap<UserId, RoomRole>,
     last_typing: HashMap<UserId, Instant>,
     last_active: Instant,
+    /// Sends checked and waiting for the next [`RoomMsg::Flush`].
+    pending: Vec<(NewMessage, Reply<Message>)>,
 }
+
+/// The most sends stored in one transaction.
+const MAX_BATCH: usize = 64;
 
 impl Actor for RoomActor {
     type Msg = RoomMsg;
@@ -185,6 +193,7 @@ impl Actor for RoomActor {
             members,
             last_typing: HashMap::new(),
             last_active: Instant::now(),
+            pending: Vec::new(),
         })
     }
 
@@ -197,6 +206,12 @@ impl Actor for RoomActor {
         if !matches!(message, RoomMsg::Tick) {
             state.last_active = Instant::now();
         }
+        // Sends are checked now and stored together at the next `Flush`;
+        // anything else first stores what is pending, so every message is
+        // handled in the order it arrived.
+        if !matches!(message, RoomMsg::Send { .. }) {
+            self.flush(state).await;
+        }
         match message {
             RoomMsg::Send {
                 author,
@@ -204,10 +219,35 @@ impl Actor for RoomActor {
                 reply_to,
                 client_id,
                 reply,
-            } => answer(
-                reply,
-                self.send(state, author, body, reply_to, client_id).await,
-            ),
+            } => match self
+                .check_send(state, author, reply_to, client_id.as_deref())
+                .await
+            {
+                Err(e) => answer(reply, Err(e)),
+                Ok(()) => {
+                    if state.pending.is_empty()
+                        && let Err(e) = myself.cast(RoomMsg::Flush)
+                    {
+                        tracing::debug!(error = %e, "room flush not queued");
+                    }
+                    state.pending.push((
+                        NewMessage {
+                            id: MessageId::new(),
+                            room_id: state.room.id,
+                            author_id: author,
+                            body,
+                            reply_to,
+                            client_id,
+                            created_at: Utc::now(),
+                        },
+                        reply,
+                    ));
+                    if state.pending.len() >= MAX_BATCH {
+                        self.flush(state).await;
+                    }
+                }
+            },
+            RoomMsg::Flush => {}
             RoomMsg::Edit {
                 user,
                 message_id,
@@ -378,19 +418,16 @@ impl RoomActor {
         }
     }
 
-    async fn send(
+    /// What can be checked of a send before it is stored.
+    async fn check_send(
         &self,
-        state: &mut RoomState,
+        state: &RoomState,
         author: UserId,
-        body: MessageBody,
         reply_to: Option<MessageId>,
-        client_id: Option<String>,
-    ) -> Result<Message, ChatError> {
+        client_id: Option<&str>,
+    ) -> Result<(), ChatError> {
         Self::role(state, author)?;
-        if let Some(id) = reply_to {
-            self.message_in_room(state, id).await?;
-        }
-        if let Some(cid) = &client_id
+        if let Some(cid) = client_id
             && (cid.is_empty() || cid.chars().count() > 64)
         {
             return Err(ChatError::Invalid {
@@ -399,32 +436,48 @@ impl RoomActor {
                 message: "client_id must be 1–64 characters".to_owned(),
             });
         }
-        let created = self
-            .shared
-            .store
-            .create_message(NewMessage {
-                id: MessageId::new(),
-                room_id: state.room.id,
-                author_id: author,
-                body,
-                reply_to,
-                client_id,
-                created_at: Utc::now(),
-            })
-            .await?;
-        match created {
-            crate::store::Created::New(message) => {
-                metrics::counter!(telemetry::MESSAGES_STORED).increment(1);
-                state.room.last_seq = state.room.last_seq.max(message.seq);
-                let frame = ServerFrame::MessageCreated {
-                    room_id: state.room.id,
-                    message: MessageView::from(&message),
-                };
-                self.publish(state, &frame, Some(author), None);
-                Ok(message)
+        if let Some(id) = reply_to {
+            self.message_in_room(state, id).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores the pending sends in one transaction, then answers each and
+    /// publishes the new ones, in order. A failed store fails them all
+    /// (nothing was stored: the transaction is all or nothing).
+    async fn flush(&self, state: &mut RoomState) {
+        if state.pending.is_empty() {
+            return;
+        }
+        let (batch, replies): (Vec<NewMessage>, Vec<Reply<Message>>) =
+            std::mem::take(&mut state.pending).into_iter().unzip();
+        metrics::histogram!(telemetry::SEND_BATCH).record(batch.len() as f64);
+        match self.shared.store.create_messages(batch).await {
+            Ok(created) => {
+                for (created, reply) in created.into_iter().zip(replies) {
+                    match created {
+                        crate::store::Created::New(message) => {
+                            metrics::counter!(telemetry::MESSAGES_STORED).increment(1);
+                            state.room.last_seq = state.room.last_seq.max(message.seq);
+                            let frame = ServerFrame::MessageCreated {
+                                room_id: state.room.id,
+                                message: MessageView::from(&message),
+                            };
+                            self.publish(state, &frame, message.author_id, None);
+                            answer(reply, Ok(message));
+                        }
+                        // A retried send: acknowledged again, not published twice.
+                        crate::store::Created::Existing(message) => answer(reply, Ok(message)),
+                    }
+                }
             }
-            // A retried send: acknowledged again, not published twice.
-            crate::store::Created::Existing(message) => Ok(message),
+            Err(e) => {
+                let e = ChatError::from(e);
+                tracing::warn!(room = %state.room.id, error = %e, "storing a batch of messages failed");
+                for reply in replies {
+                    answer(reply, Err(e.clone()));
+                }
+            }
         }
     }
 

@@ -450,7 +450,19 @@ pub trait ChatStore: Send + Sync + std::fmt::Debug + 'static {
     /// gaps, and moves the author's read marker to it. With a `client_id`
     /// the author already used in this room, stores nothing and returns
     /// `Existing` with the earlier message.
-    async fn create_message(&self, new: NewMessage) -> StoreResult<Created<Message>>;
+    async fn create_message(&self, new: NewMessage) -> StoreResult<Created<Message>> {
+        self.create_messages(vec![new])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Other("no message stored".to_owned()))
+    }
+
+    /// [`Self::create_message`] for several messages of one room in one
+    /// transaction (group commit): they get consecutive seqs in the order
+    /// given, and the answer has one entry per message, in that order. A
+    /// `client_id` repeated within the batch is stored once; the later
+    /// entries get `Existing`.
+    async fn create_messages(&self, batch: Vec<NewMessage>) -> StoreResult<Vec<Created<Message>>>;
 
     /// A message by id.
     async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>>;

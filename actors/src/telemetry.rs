@@ -27,3 +27,5 @@ pub const WS_CLOSES: &str = "ws_closes_total";
 pub const DELIVERIES: &str = "ws_deliveries_total";
 /// Counter: chat messages stored (new, not idempotent retries).
 pub const MESSAGES_STORED: &str = "messages_stored_total";
+/// Histogram: messages stored per transaction by a room (group commit).
+pub const SEND_BATCH: &str = "room_send_batch_size";

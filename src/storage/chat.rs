@@ -257,6 +257,33 @@ pub(super) fn reactions_sql(n: usize) -> String {
     )
 }
 
+/// `insert into messages` of `n` rows (8 placeholders each), returning
+/// every column.
+pub(super) fn insert_messages_sql(n: usize) -> String {
+    let rows = (0..n)
+        .map(|r| {
+            let b = r * 8;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "insert into messages (id, room_id, seq, author_id, body, reply_to, client_id, \
+           created_at) values {rows} returning {}",
+        message_columns!()
+    )
+}
+
 /// The key that makes a direct room unique: both ids, smaller first.
 pub(super) fn dm_key(a: UserId, b: UserId) -> String {
     let (a, b) = (a.to_string(), b.to_string());
@@ -822,86 +849,180 @@ macro_rules! impl_chat_store {
 
                 // ---- messages and reactions -----------------------------
 
-                async fn create_message(&self, new: NewMessage) -> StoreResult<Created<Message>> {
-                    let room_id = new.room_id.to_string();
-                    let author_id = new.author_id.to_string();
-                    // A retried send usually finds its message here, without
-                    // writing. This read stays outside the transaction: in
+                async fn create_messages(
+                    &self,
+                    batch: Vec<NewMessage>,
+                ) -> StoreResult<Vec<Created<Message>>> {
+                    let Some(first) = batch.first() else {
+                        return Ok(Vec::new());
+                    };
+                    let room_id = first.room_id;
+                    if batch.iter().any(|m| m.room_id != room_id) {
+                        return Err(StoreError::Other(
+                            "a batch of messages must be for one room".to_owned(),
+                        ));
+                    }
+                    let room = room_id.to_string();
+                    let mut out: Vec<Option<Created<Message>>> = vec![None; batch.len()];
+
+                    // Retried sends usually find their message here, without
+                    // writing. These reads stay outside the transaction: in
                     // SQLite a transaction that reads before it writes cannot
                     // take the write lock once another writer committed.
-                    if let Some(client_id) = new.client_id.as_deref() {
-                        let found = self
-                            .message_by_client_id(&room_id, &author_id, client_id)
-                            .await?;
-                        if let Some(row) = found {
-                            return Ok(Created::Existing(self.one_with_reactions(row).await?));
+                    for (i, new) in batch.iter().enumerate() {
+                        if let Some(client_id) = new.client_id.as_deref() {
+                            let author = new.author_id.to_string();
+                            if let Some(row) =
+                                self.message_by_client_id(&room, &author, client_id).await?
+                            {
+                                out[i] = Some(Created::Existing(self.one_with_reactions(row).await?));
+                            }
+                        }
+                    }
+                    // A client id repeated within the batch: the first one
+                    // is stored, the others get it back.
+                    let mut first_of: std::collections::HashMap<(UserId, &str), usize> =
+                        std::collections::HashMap::new();
+                    let mut duplicate_of = vec![None; batch.len()];
+                    for (i, new) in batch.iter().enumerate() {
+                        if let Some(client_id) = new.client_id.as_deref()
+                            && out[i].is_none()
+                        {
+                            match first_of.entry((new.author_id, client_id)) {
+                                std::collections::hash_map::Entry::Occupied(e) => {
+                                    duplicate_of[i] = Some(*e.get());
+                                }
+                                std::collections::hash_map::Entry::Vacant(e) => {
+                                    e.insert(i);
+                                }
+                            }
                         }
                     }
 
-                    // Writing first takes the room's row lock (PostgreSQL) or
-                    // the write lock (SQLite): senders to one room queue here.
-                    let mut tx = self.pool.begin().await.map_err(db_err)?;
-                    let seq: Option<(i64,)> = sqlx::query_as(
-                        "update rooms set last_seq = last_seq + 1 where id = $1 returning last_seq",
-                    )
-                    .bind(&room_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                    let Some((seq,)) = seq else {
-                        return Err(StoreError::Other(format!("no room with id {room_id}")));
-                    };
-                    if let Some(client_id) = new.client_id.as_deref() {
-                        // Look again now that concurrent sends are ordered: a
-                        // retry racing its original finds it here.
-                        let found: Option<MessageRow> = sqlx::query_as(concat!(
-                            "select ", message_columns!(), " from messages \
-                             where room_id = $1 and author_id = $2 and client_id = $3"
-                        ))
-                        .bind(&room_id)
-                        .bind(&author_id)
-                        .bind(client_id)
+                    // A few rounds at most: a round ends early only when a
+                    // concurrent writer (another node) stored one of these
+                    // client ids after the check above.
+                    for _ in 0..4 {
+                        let fresh: Vec<usize> = (0..batch.len())
+                            .filter(|&i| out[i].is_none() && duplicate_of[i].is_none())
+                            .collect();
+                        if fresh.is_empty() {
+                            break;
+                        }
+                        // Writing first takes the room's row lock (PostgreSQL)
+                        // or the write lock (SQLite): writers queue here.
+                        let mut tx = self.pool.begin().await.map_err(db_err)?;
+                        let count = i64::try_from(fresh.len())
+                            .map_err(|_| StoreError::Other("batch too large".to_owned()))?;
+                        let last: Option<(i64,)> = sqlx::query_as(
+                            "update rooms set last_seq = last_seq + $2 where id = $1 \
+                             returning last_seq",
+                        )
+                        .bind(&room)
+                        .bind(count)
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(db_err)?;
-                        if let Some(row) = found {
+                        let Some((last,)) = last else {
+                            return Err(StoreError::Other(format!("no room with id {room}")));
+                        };
+                        // Look again now that writers are ordered.
+                        let mut raced = Vec::new();
+                        for &i in &fresh {
+                            let new = &batch[i];
+                            if let Some(client_id) = new.client_id.as_deref() {
+                                let found: Option<(String,)> = sqlx::query_as(
+                                    "select id from messages \
+                                     where room_id = $1 and author_id = $2 and client_id = $3",
+                                )
+                                .bind(&room)
+                                .bind(new.author_id.to_string())
+                                .bind(client_id)
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(db_err)?;
+                                if found.is_some() {
+                                    raced.push(i);
+                                }
+                            }
+                        }
+                        if !raced.is_empty() {
                             tx.rollback().await.map_err(db_err)?;
-                            return Ok(Created::Existing(self.one_with_reactions(row).await?));
+                            for i in raced {
+                                let new = &batch[i];
+                                let author = new.author_id.to_string();
+                                let client_id = new.client_id.as_deref().unwrap_or_default();
+                                let row = self
+                                    .message_by_client_id(&room, &author, client_id)
+                                    .await?
+                                    .ok_or_else(|| {
+                                        StoreError::Other("raced message went missing".to_owned())
+                                    })?;
+                                out[i] = Some(Created::Existing(self.one_with_reactions(row).await?));
+                            }
+                            continue;
+                        }
+
+                        let first_seq = last - count + 1;
+                        let sql = $crate::storage::chat::insert_messages_sql(fresh.len());
+                        let mut insert = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql))
+                            .persistent(fresh.len() <= 4);
+                        let mut read_up_to: std::collections::HashMap<UserId, i64> =
+                            std::collections::HashMap::new();
+                        for (seq, &i) in (first_seq..).zip(&fresh) {
+                            let new = &batch[i];
+                            read_up_to.insert(new.author_id, seq);
+                            insert = insert
+                                .bind(new.id.to_string())
+                                .bind(&room)
+                                .bind(seq)
+                                .bind(new.author_id.to_string())
+                                .bind(new.body.as_str())
+                                .bind(new.reply_to.map(|id| id.to_string()))
+                                .bind(new.client_id.as_deref())
+                                .bind(to_ms(new.created_at));
+                        }
+                        let rows = insert.fetch_all(&mut *tx).await.map_err(db_err)?;
+                        // Each author has read what they wrote (no-op for a
+                        // non-member); only ever moves a marker forward.
+                        for (author, seq) in read_up_to {
+                            sqlx::query(
+                                "update room_members set last_read_seq = $3 \
+                                 where room_id = $1 and user_id = $2 and last_read_seq < $3",
+                            )
+                            .bind(&room)
+                            .bind(author.to_string())
+                            .bind(seq)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        }
+                        tx.commit().await.map_err(db_err)?;
+                        // RETURNING does not promise the order of the rows.
+                        let mut by_id: std::collections::HashMap<String, MessageRow> =
+                            rows.into_iter().map(|row| (row.id.clone(), row)).collect();
+                        for i in fresh {
+                            let row = by_id.remove(&batch[i].id.to_string()).ok_or_else(|| {
+                                StoreError::Other("inserted message went missing".to_owned())
+                            })?;
+                            out[i] = Some(Created::New(row.into_message(BTreeMap::new())?));
+                        }
+                        break;
+                    }
+
+                    for (i, of) in duplicate_of.iter().enumerate() {
+                        if let Some(&first) = of.as_ref() {
+                            let message = out[first].clone().map(Created::into_inner);
+                            out[i] = message.map(Created::Existing);
                         }
                     }
-                    let row = sqlx::query_as::<_, MessageRow>(concat!(
-                        "insert into messages (id, room_id, seq, author_id, body, reply_to, \
-                           client_id, created_at) \
-                         values ($1, $2, $3, $4, $5, $6, $7, $8) \
-                         returning ",
-                        message_columns!()
-                    ))
-                    .bind(new.id.to_string())
-                    .bind(&room_id)
-                    .bind(seq)
-                    .bind(&author_id)
-                    .bind(new.body.as_str())
-                    .bind(new.reply_to.map(|id| id.to_string()))
-                    .bind(new.client_id.as_deref())
-                    .bind(to_ms(new.created_at))
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                    // The author has read what they wrote (no-op for a
-                    // non-member). `seq` is the newest, so this only moves
-                    // the marker forward.
-                    sqlx::query(
-                        "update room_members set last_read_seq = $3 \
-                         where room_id = $1 and user_id = $2 and last_read_seq < $3",
-                    )
-                    .bind(&room_id)
-                    .bind(&author_id)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(Created::New(row.into_message(BTreeMap::new())?))
+                    out.into_iter()
+                        .map(|m| {
+                            m.ok_or_else(|| {
+                                StoreError::Other("messages kept racing a concurrent writer".to_owned())
+                            })
+                        })
+                        .collect()
                 }
 
                 async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -1893,6 +2014,113 @@ pub(super) mod tests {
             .await
             .expect_err("no room");
         assert!(matches!(err, StoreError::Other(_)), "{err:?}");
+    }
+
+    pub(in crate::storage) async fn batches_commit_together_in_order(
+        _: String,
+        store: Arc<dyn Store>,
+    ) {
+        let alice = user(&*store, "alice").await;
+        let bob = user(&*store, "bob").await;
+        let room = room_with(&*store, alice, &[bob]).await;
+        let mut stored = new_message(room.id, alice, "stored");
+        stored.client_id = Some("old".to_owned());
+        let earlier = store.create_message(stored.clone()).await.expect("send");
+        let earlier = earlier.into_inner();
+
+        // A retry of a stored send, a key repeated within the batch, and
+        // plain messages from two authors, in one batch.
+        let mut retry = new_message(room.id, alice, "retry");
+        retry.client_id = Some("old".to_owned());
+        let mut keyed = new_message(room.id, bob, "keyed");
+        keyed.client_id = Some("k".to_owned());
+        let mut keyed_again = new_message(room.id, bob, "keyed again");
+        keyed_again.client_id = Some("k".to_owned());
+        let batch = vec![
+            new_message(room.id, alice, "one"),
+            retry,
+            keyed.clone(),
+            new_message(room.id, bob, "two"),
+            keyed_again.clone(),
+            new_message(room.id, alice, "three"),
+        ];
+        let out = store.create_messages(batch).await.expect("batch");
+        assert_eq!(out.len(), 6);
+        let summary: Vec<(bool, i64, String)> = out
+            .iter()
+            .map(|c| {
+                let m = c.clone().into_inner();
+                (matches!(c, Created::New(_)), m.seq, m.body)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (true, 2, "one".to_owned()),
+                (false, 1, "stored".to_owned()),
+                (true, 3, "keyed".to_owned()),
+                (true, 4, "two".to_owned()),
+                (false, 3, "keyed".to_owned()),
+                (true, 5, "three".to_owned()),
+            ]
+        );
+        assert_eq!(out[1].clone().into_inner().id, earlier.id);
+        assert_eq!(out[4].clone().into_inner().id, keyed.id);
+        assert_eq!(
+            store.message_by_id(keyed_again.id).await.expect("read"),
+            None
+        );
+
+        // Gapless and complete in the store; each author's marker is at
+        // their newest message in the batch.
+        let page = store
+            .list_messages(
+                room.id,
+                HistoryQuery {
+                    before_seq: None,
+                    after_seq: Some(0),
+                    limit: 50,
+                    viewer: None,
+                },
+            )
+            .await
+            .expect("history");
+        let seqs: Vec<i64> = page.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+        let marker = |u| {
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .member(room.id, u)
+                    .await
+                    .expect("member")
+                    .expect("a member")
+                    .last_read_seq
+            }
+        };
+        assert_eq!(marker(alice).await, 5);
+        assert_eq!(marker(bob).await, 4);
+        assert_eq!(send(&*store, room.id, bob, "after").await.seq, 6);
+
+        // An empty batch stores nothing; a batch across rooms is refused
+        // whole.
+        assert!(
+            store
+                .create_messages(Vec::new())
+                .await
+                .expect("empty")
+                .is_empty()
+        );
+        let other = room_with(&*store, alice, &[]).await;
+        let err = store
+            .create_messages(vec![
+                new_message(room.id, alice, "here"),
+                new_message(other.id, alice, "there"),
+            ])
+            .await
+            .expect_err("two rooms");
+        assert!(matches!(err, StoreError::Other(_)), "{err:?}");
+        assert_eq!(send(&*store, room.id, bob, "still gapless").await.seq, 7);
     }
 
     pub(in crate::storage) async fn messages_are_edited_reacted_to_and_deleted(

@@ -1002,6 +1002,7 @@ mod tests {
                 invites_are_pending_once_until_answered,
                 concurrent_sends_get_gapless_seqs,
                 client_ids_make_sends_idempotent,
+                batches_commit_together_in_order,
                 messages_are_edited_reacted_to_and_deleted,
                 history_pages_both_ways_and_hides_blocked_authors,
                 unread_counts_skip_own_deleted_and_blocked_messages,
