@@ -34,6 +34,7 @@ use crate::client::{LoadUser, Rest, Target};
 use crate::engine;
 use crate::report::Report;
 use crate::scenarios::{Ctx, delete_rooms, engine_report, fanout_plan, setup_rooms};
+use crate::servercheck::HarnessFigures;
 
 /// `calibrate`.
 #[derive(Debug, Clone, Args)]
@@ -66,6 +67,9 @@ struct Point {
     parley_dps: Option<f64>,
     parley_p99_ms: Option<f64>,
     parley_losses: Option<u64>,
+    /// Whether Parley's metrics agreed with the harness (when read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parley_server_agrees: Option<bool>,
 }
 
 /// Runs the calibration; returns every run's report, then the summary.
@@ -108,6 +112,7 @@ pub async fn run(ctx: &Ctx, a: &CalibrateArgs) -> anyhow::Result<Vec<Report>> {
             parley_dps: None,
             parley_p99_ms: None,
             parley_losses: None,
+            parley_server_agrees: None,
         };
         reports.push(rep);
         // Parley.
@@ -115,10 +120,16 @@ pub async fn run(ctx: &Ctx, a: &CalibrateArgs) -> anyhow::Result<Vec<Report>> {
             let pctx = ctx.fresh();
             let tokens = tokens(users);
             let plan = fanout_plan(&pctx, &args, &tokens, ids[0], ctx.target.clone());
+            let baseline = pctx.server_baseline().await;
             let sampler = pctx.sampler(Duration::from_secs(1));
             let result = engine::run(plan, Arc::clone(&pctx.stats), pctx.server_pid).await;
             let usage = sampler.map(|s| s.finish(false));
-            let rep = engine_report(&pctx, "calibrate/parley", params(&args), &result, usage);
+            let mut rep = engine_report(&pctx, "calibrate/parley", params(&args), &result, usage);
+            if let Some(b) = baseline {
+                let check = b.check(HarnessFigures::of_engine(&result, 0)).await;
+                point.parley_server_agrees = check.available.then_some(check.agrees);
+                rep.add_server_check(check);
+            }
             point.parley_dps = Some(result.deliveries_per_sec);
             point.parley_p99_ms = Some(result.latency.p99_ms);
             point.parley_losses = Some(result.losses.losses);
@@ -176,6 +187,17 @@ fn summary(ctx: &Ctx, a: &CalibrateArgs, points: &[Point]) -> Report {
             figures.insert("dps_ratio".into(), dps / first.reference_dps.max(1e-9));
             figures.insert("p99_ratio".into(), p99 / first.reference_p99_ms.max(1e-9));
         }
+        // 1 when every Parley run's server cross-check agreed.
+        let checks: Vec<bool> = points
+            .iter()
+            .filter_map(|p| p.parley_server_agrees)
+            .collect();
+        if !checks.is_empty() {
+            figures.insert(
+                "server_agrees".into(),
+                f64::from(u8::from(checks.iter().all(|a| *a))),
+            );
+        }
     }
     Report {
         scenario: "calibrate".into(),
@@ -185,6 +207,7 @@ fn summary(ctx: &Ctx, a: &CalibrateArgs, points: &[Point]) -> Report {
         figures,
         detail: json!({"points": points}),
         server: None,
+        server_check: None,
         slo: Vec::new(),
         notes: vec![format!(
             "best_* = highest deliveries/s among the swept rates with p99 <= {} ms and 0 losses; \

@@ -16,6 +16,13 @@
 //!
 //! Every loop is bounded: the scheduler by its total count and the
 //! duration, the drain by `drain_timeout`, reconnects by `max_reconnects`.
+//!
+//! Beside the loss ledger, each slot keeps a [`FrameTally`] for the server
+//! cross-check (`servercheck`): every `message.created` frame read on any
+//! connection, the frames each completed `resume` replayed (the `resumed`
+//! seq minus the seq resumed from: seqs are dense), the frames read during
+//! a resume a close cut short, and for each closed connection the seqs of
+//! its rooms it may have been queued but did not read.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -32,7 +39,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, OpenError, Target};
-use crate::ledger::{LossAccount, RoomReceipts};
+use crate::ledger::{LossAccount, RoomReceipts, SeqSet};
+use crate::servercheck::{self, FrameTally, GenReads};
 use crate::stats::{self, Stats, Summary};
 use crate::token::{self, Token};
 
@@ -142,6 +150,12 @@ pub struct EngineResult {
     /// Server RSS with every socket open (before the load), when local.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_rss_connected_bytes: Option<u64>,
+    /// Frame accounting for the server cross-check, summed over slots.
+    pub frames: FrameTally,
+    /// Per room, the highest seq the harness learnt (acked or received):
+    /// the horizon of connections not followed by a completed resume.
+    #[serde(skip)]
+    pub known_max: Vec<i64>,
 }
 
 enum Cmd {
@@ -179,6 +193,7 @@ struct SlotResult {
     ready: bool,
     receipts: Vec<(usize, RoomReceipts)>,
     acked: Vec<(usize, i64)>,
+    tally: FrameTally,
 }
 
 /// The frames the hot path needs, borrowed from the text (no allocation
@@ -347,6 +362,21 @@ pub async fn run(plan: Plan, stats: Arc<Stats>, server_pid: Option<u32>) -> Engi
             losses.tally(&acked[*room], receipts);
         }
     }
+    // Cross-check figures: the tallies, and each room's highest known seq.
+    let mut known_max: Vec<i64> = acked
+        .iter()
+        .map(|seqs| seqs.last().copied().unwrap_or(0))
+        .collect();
+    let mut frames = FrameTally::default();
+    for r in results {
+        for (room, receipts) in &r.receipts {
+            known_max[*room] = known_max[*room].max(receipts.max_seq());
+        }
+        for g in &r.tally.unresolved {
+            known_max[g.room] = known_max[g.room].max(g.lower);
+        }
+        frames.merge(r.tally);
+    }
     let counters = stats.counters.snapshot();
     let load_s = shared.load.duration.as_secs_f64().max(1e-3);
     EngineResult {
@@ -374,6 +404,8 @@ pub async fn run(plan: Plan, stats: Arc<Stats>, server_pid: Option<u32>) -> Engi
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
         server_rss_connected_bytes,
+        frames,
+        known_max,
     }
 }
 
@@ -516,7 +548,37 @@ struct SlotState {
     next_msg: u64,
     /// While resuming: room → the room's last seq at reconnect.
     resume_targets: Option<Vec<i64>>,
+    /// The seq each room was resumed from by the last `resume`.
+    resume_from: Vec<(usize, i64)>,
     latencies: Vec<u64>,
+    /// Cross-check accounting.
+    tally: FrameTally,
+    /// Seqs read on the current connection, parallel to `receipts`.
+    connection_reads: Vec<SeqSet>,
+    /// Connections closed since the last completed resume.
+    closed: Vec<GenReads>,
+}
+
+impl SlotState {
+    /// Starts a connection's reads: from `lower(receipts)` in each room.
+    fn open_connection(&mut self, lower: impl Fn(&RoomReceipts) -> i64) {
+        self.connection_reads = self
+            .receipts
+            .iter()
+            .map(|(_, r)| SeqSet::new(lower(r)))
+            .collect();
+    }
+
+    /// Files the current connection's reads among the closed ones.
+    fn close_connection(&mut self) {
+        for (set, (room, _)) in self.connection_reads.drain(..).zip(&self.receipts) {
+            self.closed.push(GenReads {
+                room: *room,
+                lower: set.base(),
+                reads: set.len(),
+            });
+        }
+    }
 }
 
 impl SlotTask {
@@ -530,7 +592,11 @@ impl SlotTask {
             next_ref: 0,
             next_msg: 0,
             resume_targets: None,
+            resume_from: Vec::new(),
             latencies: Vec::with_capacity(256),
+            tally: FrameTally::default(),
+            connection_reads: Vec::new(),
+            closed: Vec::new(),
         };
         let mut first = true;
         let mut reconnects = 0u32;
@@ -551,6 +617,9 @@ impl SlotTask {
                 Err(e) => {
                     stats::inc(&stats.counters.connect_failures);
                     stats.error(e.kind());
+                    if e == OpenError::Closed(close::SLOW_CONSUMER) {
+                        state.tally.slow_consumer_closes += 1;
+                    }
                     if first {
                         self.say_ready(false).await;
                         return self.finish(state, false);
@@ -583,10 +652,15 @@ impl SlotTask {
                         .map_or(0, |r| r.last_seq);
                     state.receipts.push((room, RoomReceipts::new(base)));
                 }
+                // Nothing at or below `ready`'s last_seq is queued live.
+                state.open_connection(|r| r.live.base());
                 self.say_ready(true).await;
                 first = false;
             } else {
                 stats::dec(&self.shared.reconnecting);
+                // A message stored before `ready` may be published after
+                // it: count from the (lower) seq resumed from.
+                state.open_connection(RoomReceipts::resume_from);
                 if !state.receipts.is_empty() {
                     self.resume(&mut opened, &mut state).await;
                 }
@@ -595,16 +669,24 @@ impl SlotTask {
             stats::dec(&stats.counters.open);
             if state.resume_targets.take().is_some() {
                 stats::dec(&self.shared.resuming);
+                state.tally.on_end();
             }
+            state.close_connection();
             // Sends in flight on a closed socket will never be acked.
             for (_, (room, _)) in state.pending.drain() {
                 if room.is_some() {
                     stats::inc(&stats.counters.send_errors);
                     stats.error("ack_lost_on_close");
+                    state.tally.sends_in_doubt += 1;
                 }
             }
             match ended {
-                Ended::Stop | Ended::Fatal => return self.finish(state, true),
+                Ended::Stop | Ended::Fatal => {
+                    if matches!(ended, Ended::Stop) {
+                        state.tally.stopped += 1;
+                    }
+                    return self.finish(state, true);
+                }
                 Ended::Reconnect => {
                     reconnects += 1;
                     if reconnects > self.shared.opts.max_reconnects
@@ -632,19 +714,24 @@ impl SlotTask {
             .latency
             .record_many(self.index, &state.latencies);
         state.latencies.clear();
+        state.close_connection();
+        state.tally.unresolved.append(&mut state.closed);
         SlotResult {
             ready,
             receipts: state.receipts,
             acked: state.acked,
+            tally: state.tally,
         }
     }
 
     async fn resume(&self, opened: &mut client::Opened, state: &mut SlotState) {
         let mut rooms = std::collections::BTreeMap::new();
         let mut targets = vec![0i64; self.shared.plan_rooms.len()];
+        state.resume_from.clear();
         for (room, receipts) in &state.receipts {
             let id = self.shared.plan_rooms[*room];
             rooms.insert(id, receipts.resume_from());
+            state.resume_from.push((*room, receipts.resume_from()));
             targets[*room] = opened
                 .ready
                 .rooms
@@ -690,6 +777,7 @@ impl SlotTask {
                     let frame = match cmd {
                         Cmd::Drop => {
                             stats::inc(&stats.counters.client_drops);
+                            state.tally.closes_unseen += 1;
                             // Abrupt: no close handshake, like a lost network.
                             drop(ws);
                             return Ended::Reconnect;
@@ -711,6 +799,7 @@ impl SlotTask {
                         Ok(text) => {
                             if let Err(e) = ws.send(Message::text(text)).await {
                                 stats.close(format!("send: {}", client::short_ws_error(&e)));
+                                state.tally.closes_unseen += 1;
                                 return Ended::Reconnect;
                             }
                         }
@@ -724,6 +813,9 @@ impl SlotTask {
                             let code = frame.map_or(1005, |f| u16::from(f.code));
                             stats.close(code.to_string());
                             stats::inc(&stats.counters.server_closes);
+                            if code == close::SLOW_CONSUMER {
+                                state.tally.slow_consumer_closes += 1;
+                            }
                             if matches!(code, close::UNAUTHENTICATED | close::REVOKED | close::POLICY) {
                                 return Ended::Fatal;
                             }
@@ -733,11 +825,13 @@ impl SlotTask {
                         Some(Err(e)) => {
                             stats.close(format!("error: {}", client::short_ws_error(&e)));
                             stats::inc(&stats.counters.server_closes);
+                            state.tally.closes_unseen += 1;
                             return Ended::Reconnect;
                         }
                         None => {
                             stats.close("eof");
                             stats::inc(&stats.counters.server_closes);
+                            state.tally.closes_unseen += 1;
                             return Ended::Reconnect;
                         }
                     }
@@ -796,11 +890,16 @@ impl SlotTask {
                     stats::inc(&stats.counters.bad_frames);
                     return;
                 };
+                // The server counts every frame it queues, in any room.
+                state.tally.on_frame(state.resume_targets.is_some());
                 let room_id = hot.room_id.unwrap_or(message.room_id);
                 let Some(i) = self.room_index(&room_id, state) else {
                     stats::inc(&stats.counters.events);
                     return;
                 };
+                if let Some(reads) = state.connection_reads.get_mut(i) {
+                    reads.insert(message.seq);
+                }
                 let room = state.receipts[i].0;
                 let replay = state
                     .resume_targets
@@ -843,6 +942,7 @@ impl SlotTask {
                         // Acked with a message from before this run (an
                         // idempotent retry): nothing new will be delivered.
                         stats.error("ack_of_existing_message");
+                        state.tally.acked_existing += 1;
                     }
                     stats::inc(&stats.counters.acked);
                     state.acked.push((room, message.seq));
@@ -873,13 +973,33 @@ impl SlotTask {
                     && room.is_some()
                 {
                     stats::inc(&stats.counters.send_errors);
+                    if servercheck::send_error_in_doubt(&code) {
+                        state.tally.sends_in_doubt += 1;
+                    }
                 }
                 stats.error(code);
             }
-            ServerFrame::Resumed { .. } => {
+            ServerFrame::Resumed { rooms, .. } => {
                 if state.resume_targets.take().is_some() {
                     stats::dec(&self.shared.resuming);
+                    // Each resumed room replayed every seq after the one
+                    // resumed from, up to the seq it reports.
+                    let caught_up = |room: usize| rooms.get(&self.shared.plan_rooms[room]).copied();
+                    let replayed = state
+                        .resume_from
+                        .iter()
+                        .filter_map(|(room, from)| caught_up(*room).map(|to| to - from))
+                        .map(|n| u64::try_from(n).unwrap_or(0))
+                        .sum();
+                    let closed = std::mem::take(&mut state.closed);
+                    state.tally.on_resumed(replayed, closed, caught_up);
                 }
+            }
+            ServerFrame::MessageCreated { .. } => {
+                // Not in the shape the hot path reads: counted for the
+                // cross-check, not in the ledger.
+                state.tally.on_frame(state.resume_targets.is_some());
+                stats::inc(&stats.counters.events);
             }
             ServerFrame::ResyncRequired { .. } => {
                 stats::inc(&stats.counters.resyncs);
@@ -917,6 +1037,141 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// A slot task with no socket, to feed frames to by hand.
+    fn bare_slot(room: RoomId) -> (SlotTask, SlotState) {
+        let (_tx, commands) = mpsc::channel(1);
+        let (_stop_tx, stop) = watch::channel(false);
+        let (ready_tx, _ready_rx) = mpsc::channel(1);
+        let opts = EngineOpts {
+            connect_rate: 0.0,
+            connect_concurrency: 1,
+            connect_timeout: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(1),
+            max_reconnects: 1,
+            progress: false,
+            settle: Duration::ZERO,
+        };
+        let shared = Arc::new(Shared {
+            plan_rooms: vec![room],
+            room_ids: vec![room.to_string()],
+            stats: Arc::new(Stats::new()),
+            members: vec![AtomicU64::new(1)],
+            expected: AtomicU64::new(0),
+            resuming: AtomicU64::new(0),
+            reconnecting: AtomicU64::new(0),
+            load: Load::idle(Duration::ZERO),
+            opts,
+            target: Target::parse("http://127.0.0.1:9", false).unwrap(),
+            stopping: AtomicBool::new(false),
+            run_id: 1,
+        });
+        let task = SlotTask {
+            index: 0,
+            plan: SlotPlan {
+                token: None,
+                rooms: vec![0],
+                bind: None,
+            },
+            shared,
+            commands,
+            stop,
+            ready_tx,
+            gate: Arc::new(Semaphore::new(1)),
+            start_at: Instant::now(),
+        };
+        let state = SlotState {
+            receipts: vec![(0, RoomReceipts::new(0))],
+            acked: Vec::new(),
+            pending: HashMap::new(),
+            next_ref: 0,
+            next_msg: 0,
+            resume_targets: None,
+            resume_from: Vec::new(),
+            latencies: Vec::new(),
+            tally: FrameTally::default(),
+            connection_reads: Vec::new(),
+            closed: Vec::new(),
+        };
+        (task, state)
+    }
+
+    fn created(room: RoomId, seq: i64) -> String {
+        format!(
+            r#"{{"type":"message.created","room_id":"{room}","message":{{"id":"x","room_id":"{room}","seq":{seq},"author_id":null,"body":"lt1|p1|s{seq}|t3|","reply_to":null,"created_at":"t","edited_at":null,"deleted":false,"reactions":{{}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_churned_slot_tallies_what_the_server_counts() {
+        let room = RoomId::new();
+        let (task, mut state) = bare_slot(room);
+        // The server queues to the first connection 1..=6 live; it reads
+        // 1..=4, then the harness drops it.
+        state.open_connection(|r| r.live.base());
+        for seq in 1..=4 {
+            task.on_text(&created(room, seq), &mut state);
+        }
+        state.close_connection();
+        // 7 is stored while the slot is away. The second connection is
+        // queued 8 live before its `resume` (from 4) pauses the room; the
+        // replay sends 5..=8, the catch-up 9, then 10 comes live before
+        // `resumed` (9), and 11 after it.
+        state.open_connection(RoomReceipts::resume_from);
+        assert_eq!(state.receipts[0].1.resume_from(), 4);
+        state.resume_from = vec![(0, 4)];
+        state.resume_targets = Some(vec![7]);
+        for seq in [8, 5, 6, 7, 8, 9, 10] {
+            task.on_text(&created(room, seq), &mut state);
+        }
+        task.on_text(
+            &format!(r#"{{"type":"resumed","rooms":{{"{room}":9}}}}"#),
+            &mut state,
+        );
+        assert!(state.resume_targets.is_none());
+        task.on_text(&created(room, 11), &mut state);
+        // The run stops.
+        state.close_connection();
+        let mut tally = std::mem::take(&mut state.tally);
+        tally.unresolved.append(&mut state.closed);
+        let known = state.receipts[0].1.max_seq();
+        assert_eq!(known, 11);
+        assert_eq!((tally.frames, tally.replayed, tally.in_doubt), (12, 5, 0));
+        // The server counted 6 + 3 live deliveries: within [7, 7 + 5].
+        let live = tally.frames - tally.replayed - tally.in_doubt;
+        let bound = tally.unread_bound(|_| known);
+        assert_eq!((live, bound), (7, 5));
+        let server = 6 + 3;
+        assert!(live <= server && server <= live + bound);
+        // The ledger, for comparison, splits by seq against `ready`'s
+        // last_seq (7): it counts the replayed 9 as live (8 live, 3
+        // recovered, the second 8 a duplicate). Its split serves losses;
+        // the cross-check counts frames instead.
+        let r = &state.receipts[0].1;
+        assert_eq!((r.live.len(), r.replayed.len(), r.duplicates), (8, 3, 1));
+    }
+
+    #[test]
+    fn a_resume_cut_short_leaves_its_frames_in_doubt() {
+        let room = RoomId::new();
+        let (task, mut state) = bare_slot(room);
+        state.open_connection(|r| r.live.base());
+        task.on_text(&created(room, 1), &mut state);
+        state.close_connection();
+        state.open_connection(RoomReceipts::resume_from);
+        state.resume_from = vec![(0, 1)];
+        state.resume_targets = Some(vec![3]);
+        for seq in [4, 2, 3] {
+            task.on_text(&created(room, seq), &mut state);
+        }
+        // Closed before `resumed`: what the engine does when serve ends.
+        state.resume_targets = None;
+        state.tally.on_end();
+        state.close_connection();
+        let t = &state.tally;
+        assert_eq!((t.frames, t.replayed, t.in_doubt), (4, 0, 3));
+        assert_eq!(state.closed.len(), 2, "both wait for a horizon");
     }
 
     #[test]

@@ -72,6 +72,18 @@ impl SeqSet {
         self.len
     }
 
+    /// The highest seq in the set (the base when it is empty).
+    pub fn max(&self) -> i64 {
+        self.bits
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, w)| **w != 0)
+            .map_or(self.base, |(i, w)| {
+                self.base + 1 + (i * 64) as i64 + i64::from(63 - w.leading_zeros())
+            })
+    }
+
     /// The highest seq `s` such that every seq in `base+1 ..= s` is in the
     /// set (or in `other`): what a client resumes from.
     pub fn contiguous_with(&self, other: &SeqSet) -> i64 {
@@ -124,6 +136,11 @@ impl RoomReceipts {
     /// The seq to resume this room from.
     pub fn resume_from(&self) -> i64 {
         self.live.contiguous_with(&self.replayed)
+    }
+
+    /// The highest seq received, live or replayed (the base if none).
+    pub fn max_seq(&self) -> i64 {
+        self.live.max().max(self.replayed.max())
     }
 }
 
@@ -187,6 +204,12 @@ mod tests {
         assert!(set.contains(200));
         assert!(!set.contains(199));
         assert!(!set.contains(5));
+        assert_eq!(set.max(), 200);
+        assert_eq!(SeqSet::new(7).max(), 7, "empty: the base");
+        let mut edge = SeqSet::new(0);
+        edge.insert(64);
+        edge.insert(1);
+        assert_eq!(edge.max(), 64);
     }
 
     #[test]

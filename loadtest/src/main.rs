@@ -19,6 +19,7 @@ mod procinfo;
 mod report;
 mod rest;
 mod scenarios;
+mod servercheck;
 mod slo;
 mod stats;
 mod token;
@@ -83,6 +84,15 @@ pub struct Common {
     /// Serve the harness's own figures as Prometheus text on this address.
     #[arg(long, global = true)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The server's Prometheus metrics, scraped before and after the
+    /// message scenarios to cross-check the harness's own accounting
+    /// (default: `{url}/metrics`; a server started with its own
+    /// `--metrics-listen` serves them on that address instead).
+    #[arg(long, global = true)]
+    pub server_metrics_url: Option<String>,
+    /// Do not scrape the server's metrics (no `server_check`).
+    #[arg(long, global = true, conflicts_with = "server_metrics_url")]
+    pub no_server_metrics: bool,
     /// No progress bar.
     #[arg(long, global = true)]
     pub no_progress: bool,

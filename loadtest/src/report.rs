@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::procinfo::ServerUsage;
+use crate::servercheck::ServerCheck;
 use crate::slo::Verdict;
 use crate::stats::{Stats, Summary};
 
@@ -112,6 +113,9 @@ pub struct Report {
     pub detail: serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerUsage>,
+    /// The server's metrics against the harness's own accounting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_check: Option<ServerCheck>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub slo: Vec<Verdict>,
     /// Notes for the reader (e.g. "drain timed out").
@@ -150,6 +154,17 @@ impl Report {
         self.server = Some(usage);
     }
 
+    /// Adds the server cross-check, and the figure `server_agrees` (1 or 0)
+    /// when the server's metrics could be read (none when not, so that an
+    /// SLO on it fails).
+    pub fn add_server_check(&mut self, check: ServerCheck) {
+        if check.available {
+            self.figures
+                .insert("server_agrees".into(), f64::from(u8::from(check.agrees)));
+        }
+        self.server_check = Some(check);
+    }
+
     /// The human table.
     pub fn table(&self) -> String {
         let mut out = String::new();
@@ -178,6 +193,9 @@ impl Report {
                 s.threads
             );
         }
+        if let Some(c) = &self.server_check {
+            server_check_table(&mut out, c);
+        }
         for key in ["closes", "errors"] {
             if let Some(map) = self.detail.get(key).and_then(|v| v.as_object())
                 && !map.is_empty()
@@ -200,6 +218,56 @@ impl Report {
             );
         }
         out
+    }
+}
+
+fn server_check_table(out: &mut String, c: &ServerCheck) {
+    let Some(s) = &c.server else {
+        let why = c.reason.as_deref().unwrap_or("server metrics unavailable");
+        let _ = writeln!(out, "server check ({}): {why}", c.url);
+        return;
+    };
+    let h = &c.harness;
+    let verdict = if c.agrees { "agrees" } else { "DISAGREES" };
+    let _ = writeln!(out, "server check ({}): {verdict}", c.url);
+    let _ = writeln!(
+        out,
+        "  {:<28} server {:>10}  harness {:>10} (+{} in doubt)",
+        "messages stored", s.messages_stored, h.stored, h.stored_in_doubt
+    );
+    let _ = writeln!(
+        out,
+        "  {:<28} server {:>10}  harness {:>10} live (+{} in doubt, +{} unread on closed sockets; {} frames, {} replayed)",
+        "message.created deliveries",
+        s.message_created_deliveries,
+        h.live,
+        h.in_doubt,
+        h.unread_bound,
+        h.frames,
+        h.replayed
+    );
+    let _ = writeln!(
+        out,
+        "  {:<28} server {:>10}  harness {:>10} (+{} ended unseen)",
+        "4009 closes", s.slow_consumer_closes, h.slow_consumer_closes, h.closes_unseen
+    );
+    let closes: Vec<String> = s
+        .closes_by_code
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  server closes by code: {}; ephemeral events shed: {}",
+        if closes.is_empty() {
+            "none".to_owned()
+        } else {
+            closes.join(", ")
+        },
+        s.events_shed
+    );
+    if let Some(reason) = &c.reason {
+        let _ = writeln!(out, "  why: {reason}");
     }
 }
 
@@ -289,6 +357,57 @@ fn prometheus_text(stats: &Stats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_check_shows_in_the_table_and_the_figures() {
+        use crate::servercheck::{HarnessFigures, ServerCheck, ServerFigures};
+        let mut report = Report {
+            scenario: "fanout".into(),
+            target: "http://127.0.0.1:8080".into(),
+            parameters: serde_json::json!({}),
+            figures: BTreeMap::new(),
+            detail: serde_json::json!({}),
+            server: None,
+            server_check: None,
+            slo: Vec::new(),
+            notes: Vec::new(),
+        };
+        report.add_server_check(ServerCheck {
+            url: "http://127.0.0.1:8080/metrics".into(),
+            available: true,
+            agrees: false,
+            reason: Some("4009 closes: server 1 > harness 0 + 0 explained by closes".into()),
+            server: Some(ServerFigures {
+                slow_consumer_closes: 1,
+                ..ServerFigures::default()
+            }),
+            harness: HarnessFigures::default(),
+        });
+        assert_eq!(report.figures.get("server_agrees"), Some(&0.0));
+        let table = report.table();
+        assert!(table.contains("server check (http://127.0.0.1:8080/metrics): DISAGREES"));
+        assert!(table.contains("why: 4009 closes"));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["server_check"]["agrees"], false);
+        assert_eq!(json["server_check"]["server"]["slow_consumer_closes"], 1);
+
+        let mut unread = report.clone();
+        unread.figures.clear();
+        unread.add_server_check(ServerCheck {
+            url: "u".into(),
+            available: false,
+            agrees: false,
+            reason: Some("server metrics unavailable: GET u: refused".into()),
+            server: None,
+            harness: HarnessFigures::default(),
+        });
+        assert!(!unread.figures.contains_key("server_agrees"));
+        assert!(
+            unread
+                .table()
+                .contains("server check (u): server metrics unavailable")
+        );
+    }
 
     #[test]
     fn the_metrics_text_names_every_counter() {

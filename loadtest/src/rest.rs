@@ -7,11 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::Args;
 use parley_actors::domain::RoomId;
+use serde::Deserialize;
 use serde_json::json;
 use tokio::task::JoinSet;
 
@@ -49,6 +51,31 @@ pub struct RestPlan {
     pub users: Vec<LoadUser>,
     pub room: RoomId,
     pub progress: bool,
+    /// When set, the highest seq of the messages sent (read from the
+    /// answers to sends), for the server cross-check.
+    pub max_seq: Option<Arc<AtomicI64>>,
+}
+
+/// The seq of a sent message, from the answer to `POST …/messages`.
+#[derive(Deserialize)]
+struct Sent {
+    seq: i64,
+}
+
+/// Sends answered 2xx (new messages: every `client_id` is unique), and
+/// sends that failed in a way that may still have stored the message (a
+/// 5xx, a timeout, a transport error; a 4xx refusal does not store).
+pub fn send_outcomes(stats: &stats::Stats) -> (u64, u64) {
+    let acked = stats.counters.acked.load(Ordering::Relaxed);
+    let failed = stats
+        .errors
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(kind, _)| kind.starts_with("send_") && !kind.starts_with("send_http_4"))
+        .map(|(_, n)| *n)
+        .sum();
+    (acked, failed)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +144,7 @@ pub async fn run(ctx: &Ctx, a: &RestArgs) -> anyhow::Result<Report> {
         users: users.clone(),
         room: ids[0],
         progress: !ctx.common.no_progress && !ctx.common.json,
+        max_seq: None,
     };
     let mut report = run_plan(ctx, a, plan).await?;
     if let Some(s) = sampler {
@@ -170,6 +198,7 @@ pub async fn run_plan(ctx: &Ctx, a: &RestArgs, plan: RestPlan) -> anyhow::Result
             let req = build(&rest, kind, user, plan.room, issued);
             let task_stats = Arc::clone(&stats);
             let per_kind = Arc::clone(&per_kind);
+            let max_seq = plan.max_seq.clone();
             let key = issued as usize;
             set.spawn(async move {
                 let stats = task_stats;
@@ -181,6 +210,11 @@ pub async fn run_plan(ctx: &Ctx, a: &RestArgs, plan: RestPlan) -> anyhow::Result
                         stats::inc(&stats.counters.http_ok);
                         if kind == Kind::Send {
                             stats::inc(&stats.counters.acked);
+                            if let Some(max) = max_seq
+                                && let Ok(sent) = resp.json::<Sent>().await
+                            {
+                                max.fetch_max(sent.seq, Ordering::Relaxed);
+                            }
                         }
                         stats.latency.record(key, us);
                         if let Some(h) = per_kind.get(kind.name()) {
@@ -236,6 +270,7 @@ pub async fn run_plan(ctx: &Ctx, a: &RestArgs, plan: RestPlan) -> anyhow::Result
             "per_kind": per_kind.iter().map(|(k, h)| (k.to_string(), Summary::of(&h.merged()))).collect::<BTreeMap<_, _>>(),
         }),
         server: None,
+        server_check: None,
         slo: Vec::new(),
         notes: Vec::new(),
     };

@@ -14,6 +14,7 @@ use crate::client::{self, LoadUser, Rest, Target};
 use crate::engine::{self, EngineOpts, EngineResult, Load, Plan, SlotPlan};
 use crate::procinfo::{self, Sampler, ServerUsage};
 use crate::report::{self, Report};
+use crate::servercheck::{self, Baseline, HarnessFigures};
 use crate::stats::Stats;
 use crate::{Cli, Common, FanoutArgs, Scenario, calibrate, rest};
 
@@ -139,6 +140,8 @@ pub struct Ctx {
     pub target: Target,
     pub stats: Arc<Stats>,
     pub server_pid: Option<u32>,
+    /// Where to scrape the server's metrics (`None`: no cross-check).
+    pub server_metrics: Option<String>,
 }
 
 impl Ctx {
@@ -196,6 +199,12 @@ impl Ctx {
         self.server_pid.map(|pid| Sampler::start(pid, every))
     }
 
+    /// Scrapes the server's metrics before a run (`None` when the
+    /// cross-check is off).
+    pub async fn server_baseline(&self) -> Option<Baseline> {
+        Baseline::take(self.server_metrics.as_deref()).await
+    }
+
     /// A fresh stats set for a sub-run (calibrate runs two).
     pub fn fresh(&self) -> Self {
         Self {
@@ -224,11 +233,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<Vec<Report>> {
     if server_pid.is_none() {
         eprintln!("note: server process not found: no RSS/CPU figures (pass --server-pid)");
     }
+    let server_metrics = if common.no_server_metrics {
+        None
+    } else {
+        let url = common
+            .server_metrics_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/metrics", target.http_base));
+        Some(servercheck::check_url(&url, common.allow_remote)?)
+    };
     let ctx = Ctx {
         common: common.clone(),
         target,
         stats,
         server_pid,
+        server_metrics,
     };
     let mut reports = match scenario {
         Scenario::Fanout(a) => vec![fanout(&ctx, &a).await?],
@@ -364,6 +383,7 @@ pub fn engine_report(
         figures: Default::default(),
         detail: serde_json::to_value(r).unwrap_or_default(),
         server: None,
+        server_check: None,
         slo: Vec::new(),
         notes: Vec::new(),
     };
@@ -464,12 +484,15 @@ fn tokens(users: &[LoadUser]) -> Vec<Option<Arc<str>>> {
         .collect()
 }
 
-/// A single-room run against Parley: provision, run, clean up.
+/// A single-room run against Parley: provision, run, clean up. With
+/// `cross_check` (scenarios that send messages), the server's metrics are
+/// scraped before and after the run and compared.
 async fn one_room_run(
     ctx: &Ctx,
     scenario: &str,
     sockets: usize,
     params: serde_json::Value,
+    cross_check: bool,
     make: impl FnOnce(&[Option<Arc<str>>], RoomId) -> Plan,
 ) -> anyhow::Result<Report> {
     let users = ctx.users(sockets)?;
@@ -477,11 +500,24 @@ async fn one_room_run(
     let members = vec![(0..users.len()).collect::<Vec<_>>()];
     let ids = setup_rooms(&rest, &users, &members, scenario).await?;
     let plan = make(&tokens(&users), ids[0]);
+    let baseline = if cross_check {
+        ctx.server_baseline().await
+    } else {
+        None
+    };
     let sampler = ctx.sampler(Duration::from_secs(1));
     let result = engine::run(plan, Arc::clone(&ctx.stats), ctx.server_pid).await;
     let usage = sampler.map(|s| s.finish(false));
+    let check = match baseline {
+        Some(b) => Some(b.check(HarnessFigures::of_engine(&result, 0)).await),
+        None => None,
+    };
     delete_rooms(&rest, &users, &[0], &ids).await;
-    Ok(engine_report(ctx, scenario, params, &result, usage))
+    let mut report = engine_report(ctx, scenario, params, &result, usage);
+    if let Some(check) = check {
+        report.add_server_check(check);
+    }
+    Ok(report)
 }
 
 async fn fanout(ctx: &Ctx, a: &FanoutArgs) -> anyhow::Result<Report> {
@@ -491,6 +527,7 @@ async fn fanout(ctx: &Ctx, a: &FanoutArgs) -> anyhow::Result<Report> {
         "fanout",
         a.sockets,
         fanout_params(a),
+        true,
         |tokens, room| fanout_plan(ctx, a, tokens, room, target),
     )
     .await
@@ -501,12 +538,19 @@ async fn churn(ctx: &Ctx, a: &ChurnArgs) -> anyhow::Result<Report> {
     let mut params = fanout_params(&a.fanout);
     params["churn_pct_per_s"] = json!(a.churn_pct);
     params["reconnect_delay_ms"] = json!(a.reconnect_delay_ms);
-    let mut report = one_room_run(ctx, "churn", a.fanout.sockets, params, |tokens, room| {
-        let mut plan = fanout_plan(ctx, &a.fanout, tokens, room, target);
-        plan.load.churn_per_sec = a.churn_pct / 100.0;
-        plan.load.reconnect_delay = Duration::from_millis(a.reconnect_delay_ms);
-        plan
-    })
+    let mut report = one_room_run(
+        ctx,
+        "churn",
+        a.fanout.sockets,
+        params,
+        true,
+        |tokens, room| {
+            let mut plan = fanout_plan(ctx, &a.fanout, tokens, room, target);
+            plan.load.churn_per_sec = a.churn_pct / 100.0;
+            plan.load.reconnect_delay = Duration::from_millis(a.reconnect_delay_ms);
+            plan
+        },
+    )
     .await?;
     if report.figures.get("client_drops").copied().unwrap_or(0.0) == 0.0 {
         report
@@ -524,7 +568,8 @@ async fn presence(ctx: &Ctx, a: &PresenceArgs) -> anyhow::Result<Report> {
         "presence_rate": a.presence_rate,
         "duration_s": a.duration,
     });
-    let mut report = one_room_run(ctx, "presence", a.sockets, params, |tokens, room| {
+    // No chat messages: no server cross-check.
+    let mut report = one_room_run(ctx, "presence", a.sockets, params, false, |tokens, room| {
         let fan = FanoutArgs {
             sockets: a.sockets,
             publishers: None,
@@ -608,9 +653,14 @@ async fn rooms(ctx: &Ctx, a: &RoomsArgs) -> anyhow::Result<Report> {
         },
         opts: ctx.opts(0.0, Duration::ZERO),
     };
+    let baseline = ctx.server_baseline().await;
     let sampler = ctx.sampler(Duration::from_secs(1));
     let result = engine::run(plan, Arc::clone(&ctx.stats), ctx.server_pid).await;
     let usage = sampler.map(|s| s.finish(false));
+    let check = match baseline {
+        Some(b) => Some(b.check(HarnessFigures::of_engine(&result, 0)).await),
+        None => None,
+    };
     let owners: Vec<usize> = members.iter().map(|m| m[0]).collect();
     delete_rooms(&rest, &users, &owners, &ids).await;
     let params = json!({
@@ -621,7 +671,11 @@ async fn rooms(ctx: &Ctx, a: &RoomsArgs) -> anyhow::Result<Report> {
         "rate_per_room": a.rate_per_room,
         "duration_s": a.duration,
     });
-    Ok(engine_report(ctx, "rooms", params, &result, usage))
+    let mut report = engine_report(ctx, "rooms", params, &result, usage);
+    if let Some(check) = check {
+        report.add_server_check(check);
+    }
+    Ok(report)
 }
 
 /// Sockets with no room traffic (connect, idle).
@@ -740,21 +794,37 @@ async fn soak(ctx: &Ctx, a: &SoakArgs) -> anyhow::Result<Report> {
         mix: "profile=3,rooms=2,history=3,send=2".into(),
         rest_users: a.sockets,
     };
+    let rest_max_seq = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let rest_plan = rest::RestPlan {
         users: users.clone(),
         room: ids[0],
         progress: false,
+        max_seq: Some(Arc::clone(&rest_max_seq)),
     };
+    // The REST mix starts with the sockets: the scrapes enclose both.
+    let baseline = ctx.server_baseline().await;
     let (result, rest_report) = tokio::join!(
         Box::pin(engine::run(plan, Arc::clone(&ctx.stats), ctx.server_pid)),
         Box::pin(rest::run_plan(&rest_ctx, &rest_args, rest_plan)),
     );
     let usage = sampler.map(|s| s.finish(true));
+    let check = match baseline {
+        Some(b) => {
+            let (acked, failed) = rest::send_outcomes(&rest_ctx.stats);
+            let known = rest_max_seq.load(std::sync::atomic::Ordering::Relaxed);
+            let harness = HarnessFigures::of_engine(&result, known).with_rest(acked, failed);
+            Some(b.check(harness).await)
+        }
+        None => None,
+    };
     delete_rooms(&rest_client, &users, &[0], &ids).await;
     let params = json!({"sockets": a.sockets, "rate": a.rate, "typing_rate": a.typing_rate,
         "presence_rate": a.presence_rate, "churn_pct": a.churn_pct, "rest_rate": a.rest_rate,
         "duration_s": a.duration});
     let mut report = engine_report(ctx, "soak", params, &result, usage);
+    if let Some(check) = check {
+        report.add_server_check(check);
+    }
     let rest_report = rest_report?;
     for (k, v) in &rest_report.figures {
         report.figures.insert(format!("rest_{k}"), *v);

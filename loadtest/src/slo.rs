@@ -11,6 +11,10 @@
 //! - Other figures are plain numbers (`losses`, `errors`, `dps`,
 //!   `connect_failures`, `rss_per_conn_kib`, `rss_growth_pct`, `rps`, …);
 //!   a trailing `%` or `KiB` is accepted and ignored.
+//! - `server_agrees` is 1 when the server's metrics agreed with the
+//!   harness's accounting and 0 when not (`servercheck`); it is missing
+//!   when they could not be read. `agree` alone (or `agrees`,
+//!   `server_agrees`) means `server_agrees=1`.
 //!
 //! The figures a scenario reports are listed in its JSON output under
 //! `figures`; a clause naming a figure the run did not produce fails (a
@@ -100,6 +104,7 @@ fn canonical(name: &str) -> String {
         "p99.9" => "p999".to_owned(),
         "loss" => "losses".to_owned(),
         "deliveries_per_sec" | "deliveries/s" => "dps".to_owned(),
+        "agree" | "agrees" | "server_agree" | "server_check" => "server_agrees".to_owned(),
         other => other.to_owned(),
     }
 }
@@ -128,11 +133,23 @@ fn parse_clause(raw: &str) -> Result<Clause, String> {
         (">", Op::Gt),
         ("=", Op::Eq),
     ];
-    let (at, token, op) = ops
+    let found = ops
         .iter()
         .filter_map(|(token, op)| raw.find(token).map(|at| (at, *token, *op)))
-        .min_by_key(|(at, token, _)| (*at, std::cmp::Reverse(token.len())))
-        .ok_or_else(|| format!("`{raw}`: expected FIGURE OP VALUE, e.g. p99<=100ms"))?;
+        .min_by_key(|(at, token, _)| (*at, std::cmp::Reverse(token.len())));
+    let Some((at, token, op)) = found else {
+        // A yes/no figure alone means "yes".
+        if canonical(raw) == "server_agrees" {
+            return Ok(Clause {
+                figure: "server_agrees".to_owned(),
+                op: Op::Eq,
+                bound: 1.0,
+            });
+        }
+        return Err(format!(
+            "`{raw}`: expected FIGURE OP VALUE, e.g. p99<=100ms"
+        ));
+    };
     let figure = canonical(&raw[..at]);
     if figure.is_empty() {
         return Err(format!("`{raw}`: no figure before `{token}`"));
@@ -219,6 +236,27 @@ mod tests {
         assert!("p99".parse::<Slo>().is_err());
         assert!("p99<=fast".parse::<Slo>().is_err());
         assert!("<=3".parse::<Slo>().is_err());
+    }
+
+    #[test]
+    fn agreement_with_the_server_is_a_clause() {
+        let slo: Slo = "losses=0, agree".parse().unwrap();
+        let agree = Clause {
+            figure: "server_agrees".into(),
+            op: Op::Eq,
+            bound: 1.0,
+        };
+        assert_eq!(slo.clauses[1], agree);
+        assert_eq!("server_agrees=1".parse::<Slo>().unwrap().clauses[0], agree);
+        assert_eq!(
+            "agrees>=1".parse::<Slo>().unwrap().clauses[0].figure,
+            "server_agrees"
+        );
+        let verdicts = slo.check(&figures(&[("losses", 0.0), ("server_agrees", 0.0)]));
+        assert!(verdicts[0].met);
+        assert!(!verdicts[1].met, "a disagreement fails");
+        let unread = slo.check(&figures(&[("losses", 0.0)]));
+        assert!(!unread[1].met, "metrics that could not be read fail too");
     }
 
     #[test]
