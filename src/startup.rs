@@ -214,6 +214,14 @@ impl Application {
         });
         let app = http::router(state.clone(), metrics_server.is_none());
         let stop = shutdown.clone();
+        // Small frames go out at once: with Nagle's algorithm a frame
+        // written while an earlier one is unacknowledged waits for the
+        // peer's (possibly delayed) ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         let server = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
