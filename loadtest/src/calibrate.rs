@@ -1,37 +1,29 @@
-//! `calibrate`: the fanout scenario against a minimal broadcast server the
-//! harness starts in-process, then against Parley, and Parley's figures as
-//! a ratio of the reference's. Machines here are noisy; the ratio measured
-//! in one run is the figure that counts.
+//! `calibrate`: the fanout scenario against a minimal broadcast server,
+//! then against Parley, and Parley's figures as a ratio of the reference's.
+//! Machines here are noisy; the ratio measured in one run is the figure
+//! that counts.
 //!
-//! The reference server speaks just enough of Parley's protocol for the
-//! harness (`ready`, `message.send` → `ack` + `message.created`, `resume` →
-//! `resumed`, other requests → `ack`): tokio + tokio-tungstenite, one room,
-//! no auth, no persistence. Each message is serialised once and the same
-//! bytes are queued to every socket; one writer task per socket feeds up to
-//! 64 queued frames and flushes once; a full queue (1024) drops the socket.
-//! It runs on its own runtime and threads, beside the harness, as Parley
-//! would.
+//! The reference server (see `reference.rs`) runs by default in a process
+//! of its own, like Parley: the harness starts `parley-loadtest
+//! reference-server` from its own executable, reads the address line, and
+//! samples the process's RSS and CPU from /proc as it does Parley's. Its
+//! sockets then do not count against the harness's open-file limit, and it
+//! does not share a process with the harness's clients.
+//! `--reference-in-process` runs it inside the harness instead (the old
+//! way: no RSS/CPU figures, and both share one process's file limit).
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use futures_util::{SinkExt, StreamExt};
-use parley_actors::domain::{MessageId, RoomId, UserId};
-use parley_actors::protocol::{
-    ClientFrame, MessageView, ReadyRoom, ReadyUser, ServerFrame, wire_time,
-};
+use parley_actors::domain::RoomId;
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::FanoutArgs;
 use crate::client::{LoadUser, Rest, Target};
 use crate::engine;
+use crate::procinfo::Sampler;
+use crate::reference::{Reference, ReferenceChild};
 use crate::report::Report;
 use crate::scenarios::{Ctx, delete_rooms, engine_report, fanout_plan, setup_rooms};
 use crate::servercheck::HarnessFigures;
@@ -55,6 +47,119 @@ pub struct CalibrateArgs {
     /// Worker threads of the reference server's runtime.
     #[arg(long, default_value_t = 2)]
     pub reference_threads: usize,
+    /// Run the reference server inside the harness process (on its own
+    /// runtime) instead of in a process of its own. Its sockets then count
+    /// against the harness's open-file limit (~2 per client socket), and
+    /// it reports no RSS/CPU.
+    #[arg(long)]
+    pub reference_in_process: bool,
+    /// The reference server process's maximum lifetime, seconds (default:
+    /// a bound computed from the sweep, at least 3600). It is stopped as
+    /// soon as the calibration ends; this bounds it if the harness dies.
+    #[arg(long)]
+    pub reference_max_secs: Option<u64>,
+}
+
+/// The reference server, in its own process or in this one.
+#[derive(Debug)]
+enum RefServer {
+    Child(Box<ReferenceChild>),
+    InProcess(Reference),
+}
+
+impl RefServer {
+    async fn start(ctx: &Ctx, a: &CalibrateArgs, rates: usize) -> anyhow::Result<Self> {
+        if a.reference_in_process {
+            let r = Reference::start(a.reference_threads)?;
+            eprintln!("reference broadcast server in this process on {}", r.addr);
+            return Ok(Self::InProcess(r));
+        }
+        let max_secs = a.reference_max_secs.unwrap_or_else(|| {
+            reference_lifetime(
+                a,
+                ctx.common.connect_timeout_secs,
+                ctx.common.drain_secs,
+                rates,
+            )
+        });
+        let child = ReferenceChild::spawn(a.reference_threads, max_secs).await?;
+        let r = &child.ready;
+        eprintln!(
+            "reference broadcast server: process {} on {} ({} threads, stops after {} s at most)",
+            r.pid, r.addr, r.threads, r.max_secs
+        );
+        // Each socket is one file in the server; a few more for itself.
+        if let Some(n) = r.nofile
+            && n < a.fanout.sockets as u64 + 64
+        {
+            eprintln!(
+                "warning: the reference server may hold only {n} open files, for {} sockets",
+                a.fanout.sockets
+            );
+        }
+        Ok(Self::Child(Box::new(child)))
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Self::Child(c) => c.ready.addr,
+            Self::InProcess(r) => r.addr,
+        }
+    }
+
+    fn room(&self) -> RoomId {
+        match self {
+            Self::Child(c) => c.ready.room,
+            Self::InProcess(r) => r.room,
+        }
+    }
+
+    /// The process to sample (none in-process: it would be the harness's).
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Self::Child(c) => Some(c.ready.pid),
+            Self::InProcess(_) => None,
+        }
+    }
+
+    /// A note when the process has already ended.
+    fn check_alive(&mut self) -> Option<String> {
+        match self {
+            Self::Child(c) => c.exited().map(|status| {
+                format!("the reference server process ended before this run ({status})")
+            }),
+            Self::InProcess(_) => None,
+        }
+    }
+
+    async fn stop(self) -> Option<String> {
+        match self {
+            Self::Child(c) => c.stop().await,
+            Self::InProcess(r) => {
+                r.stop();
+                None
+            }
+        }
+    }
+}
+
+/// A generous bound on how long the calibration can use the reference
+/// server: per rate, two legs of connect + settle + load + drain, with
+/// slack; at least an hour.
+fn reference_lifetime(
+    a: &CalibrateArgs,
+    connect_timeout_secs: u64,
+    drain_secs: u64,
+    rates: usize,
+) -> u64 {
+    let f = &a.fanout;
+    let connect = if f.connect_rate > 0.0 {
+        (f.sockets as f64 / f.connect_rate).ceil() as u64
+    } else {
+        0
+    };
+    let leg = connect + connect_timeout_secs + f.settle_secs + f.duration + drain_secs + 60;
+    (600 + 2 * leg * rates as u64).max(3600)
 }
 
 /// One rate's pair of runs.
@@ -64,9 +169,19 @@ struct Point {
     reference_dps: f64,
     reference_p99_ms: f64,
     reference_losses: u64,
+    /// The reference process's CPU (% of one core) and RSS, sampled like
+    /// Parley's (absent in-process).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference_cpu_avg_pct: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference_rss_max_mib: Option<f64>,
     parley_dps: Option<f64>,
     parley_p99_ms: Option<f64>,
     parley_losses: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parley_cpu_avg_pct: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parley_rss_max_mib: Option<f64>,
     /// Whether Parley's metrics agreed with the harness (when read).
     #[serde(skip_serializing_if = "Option::is_none")]
     parley_server_agrees: Option<bool>,
@@ -79,9 +194,8 @@ pub async fn run(ctx: &Ctx, a: &CalibrateArgs) -> anyhow::Result<Vec<Report>> {
     } else {
         a.rates.clone()
     };
-    let reference = Reference::start(a.reference_threads)?;
-    eprintln!("reference broadcast server on {}", reference.addr);
-    let ref_target = Target::parse(&format!("http://{}", reference.addr), false)?;
+    let mut reference = RefServer::start(ctx, a, rates.len()).await?;
+    let ref_target = Target::parse(&format!("http://{}", reference.addr()), false)?;
     let parley = if a.reference_only {
         None
     } else {
@@ -98,22 +212,31 @@ pub async fn run(ctx: &Ctx, a: &CalibrateArgs) -> anyhow::Result<Vec<Report>> {
             rate,
             ..a.fanout.clone()
         };
-        // Reference.
+        // Reference: its process sampled as Parley's is.
         let rctx = ctx.fresh();
-        let plan = fanout_plan(&rctx, &args, &[None], reference.room, ref_target.clone());
-        let result = engine::run(plan, Arc::clone(&rctx.stats), None).await;
-        let mut rep = engine_report(&rctx, "calibrate/reference", params(&args), &result, None);
-        rep.target = ref_target.http_base.clone();
+        let dead = reference.check_alive();
+        let plan = fanout_plan(&rctx, &args, &[None], reference.room(), ref_target.clone());
+        let ref_pid = reference.pid();
+        let sampler = ref_pid.map(|pid| Sampler::start(pid, Duration::from_secs(1)));
+        let result = engine::run(plan, Arc::clone(&rctx.stats), ref_pid).await;
+        let usage = sampler.map(|s| s.finish(false));
         let mut point = Point {
             rate,
             reference_dps: result.deliveries_per_sec,
             reference_p99_ms: result.latency.p99_ms,
             reference_losses: result.losses.losses,
+            reference_cpu_avg_pct: usage.as_ref().map(|u| u.cpu_avg_pct),
+            reference_rss_max_mib: usage.as_ref().map(|u| mib(u.rss_max_bytes)),
             parley_dps: None,
             parley_p99_ms: None,
             parley_losses: None,
+            parley_cpu_avg_pct: None,
+            parley_rss_max_mib: None,
             parley_server_agrees: None,
         };
+        let mut rep = engine_report(&rctx, "calibrate/reference", params(&args), &result, usage);
+        rep.target = ref_target.http_base.clone();
+        rep.notes.extend(dead);
         reports.push(rep);
         // Parley.
         if let Some((users, _, ids)) = &parley {
@@ -124,6 +247,8 @@ pub async fn run(ctx: &Ctx, a: &CalibrateArgs) -> anyhow::Result<Vec<Report>> {
             let sampler = pctx.sampler(Duration::from_secs(1));
             let result = engine::run(plan, Arc::clone(&pctx.stats), pctx.server_pid).await;
             let usage = sampler.map(|s| s.finish(false));
+            point.parley_cpu_avg_pct = usage.as_ref().map(|u| u.cpu_avg_pct);
+            point.parley_rss_max_mib = usage.as_ref().map(|u| mib(u.rss_max_bytes));
             let mut rep = engine_report(&pctx, "calibrate/parley", params(&args), &result, usage);
             if let Some(b) = baseline {
                 let check = b.check(HarnessFigures::of_engine(&result, 0)).await;
@@ -137,11 +262,13 @@ pub async fn run(ctx: &Ctx, a: &CalibrateArgs) -> anyhow::Result<Vec<Report>> {
         }
         points.push(point);
     }
-    reference.stop();
+    let stopped = reference.stop().await;
     if let Some((users, rest, ids)) = &parley {
         delete_rooms(rest, users, &[0], ids).await;
     }
-    reports.push(summary(ctx, a, &points));
+    let mut summary = summary(ctx, a, &points);
+    summary.notes.extend(stopped);
+    reports.push(summary);
     Ok(reports)
 }
 
@@ -150,6 +277,10 @@ fn tokens(users: &[LoadUser]) -> Vec<Option<Arc<str>>> {
         .iter()
         .map(|u| Some(Arc::from(u.access_token.as_str())))
         .collect()
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn params(a: &FanoutArgs) -> serde_json::Value {
@@ -217,238 +348,71 @@ fn summary(ctx: &Ctx, a: &CalibrateArgs, points: &[Point]) -> Report {
     }
 }
 
-/// The reference broadcast server.
-#[derive(Debug)]
-pub struct Reference {
-    pub addr: SocketAddr,
-    pub room: RoomId,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
 
-/// One room: the seq counter and every socket's queue.
-#[derive(Debug)]
-struct Hub {
-    room: RoomId,
-    user: UserId,
-    inner: Mutex<HubInner>,
-}
+    use super::*;
+    use crate::{Cli, Scenario};
 
-#[derive(Debug, Default)]
-struct HubInner {
-    seq: i64,
-    next_id: u64,
-    conns: HashMap<u64, mpsc::Sender<Message>>,
-}
-
-impl Reference {
-    /// Binds 127.0.0.1:0 and serves on its own runtime.
-    pub fn start(threads: usize) -> anyhow::Result<Self> {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
-        let room = RoomId::new();
-        let hub = Arc::new(Hub {
-            room,
-            user: UserId::new(),
-            inner: Mutex::new(HubInner::default()),
-        });
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
-            .thread_name("reference")
-            .enable_all()
-            .build()?;
-        let thread = std::thread::Builder::new()
-            .name("reference-server".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match TcpListener::from_std(std_listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            eprintln!("reference server: {e}");
-                            return;
-                        }
-                    };
-                    tokio::select! {
-                        _ = rx => {}
-                        () = accept_loop(listener, hub) => {}
-                    }
-                });
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })?;
-        Ok(Self {
-            addr,
-            room,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops the server and its thread.
-    pub fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take()
-            && tx.send(()).is_err()
-        {
-            eprintln!("reference server already stopped");
-        }
-        if let Some(t) = self.thread.take()
-            && t.join().is_err()
-        {
-            eprintln!("reference server thread panicked");
+    fn calibrate(args: &[&str]) -> CalibrateArgs {
+        let cli = Cli::try_parse_from(
+            ["parley-loadtest", "calibrate"]
+                .into_iter()
+                .chain(args.iter().copied()),
+        )
+        .unwrap();
+        match cli.scenario {
+            Scenario::Calibrate(a) => a,
+            other => panic!("{other:?}"),
         }
     }
-}
 
-async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                // Connection tasks end with their socket; the runtime's
-                // shutdown ends the rest.
-                tokio::spawn(serve(stream, Arc::clone(&hub)));
-            }
-            Err(e) => {
-                eprintln!("reference accept: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
+    #[test]
+    fn the_reference_runs_in_its_own_process_by_default() {
+        assert!(!calibrate(&[]).reference_in_process);
+        assert!(calibrate(&["--reference-in-process"]).reference_in_process);
     }
-}
 
-fn text(frame: &ServerFrame) -> Option<Message> {
-    Utf8Bytes::try_from(frame.to_bytes())
-        .ok()
-        .map(Message::Text)
-}
-
-async fn serve(stream: TcpStream, hub: Arc<Hub>) {
-    if stream.set_nodelay(true).is_err() {
-        return;
+    #[test]
+    fn the_reference_lifetime_covers_the_sweep() {
+        // Short sweeps: an hour.
+        let a = calibrate(&["--rates", "5,10", "--duration", "2"]);
+        assert_eq!(reference_lifetime(&a, 20, 15, 2), 3600);
+        // Long ones: two legs per rate of connect + settle + load + drain.
+        let a = calibrate(&[
+            "--rates",
+            "10,25,50,100",
+            "--duration",
+            "600",
+            "--settle-secs",
+            "10",
+            "--sockets",
+            "10000",
+            "--connect-rate",
+            "1000",
+        ]);
+        let leg = 10 + 20 + 10 + 600 + 15 + 60;
+        assert_eq!(reference_lifetime(&a, 20, 15, 4), 600 + 2 * leg * 4);
     }
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(64 * 1024);
-    let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
-        return;
-    };
-    let (mut sink, mut source) = ws.split();
-    let (tx, mut rx) = mpsc::channel::<Message>(1024);
-    let id = {
-        let mut inner = hub.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.next_id += 1;
-        let id = inner.next_id;
-        inner.conns.insert(id, tx.clone());
-        let ready = ServerFrame::Ready {
-            session_id: format!("reference-{id}"),
-            user: ReadyUser {
-                id: hub.user,
-                username: "reference".into(),
-            },
-            rooms: vec![ReadyRoom {
-                id: hub.room,
-                name: "reference".into(),
-                last_seq: inner.seq,
-                unread_count: 0,
-            }],
-            heartbeat_interval_ms: 30_000,
+
+    #[test]
+    fn reference_server_takes_its_options() {
+        let cli = Cli::try_parse_from([
+            "parley-loadtest",
+            "reference-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "3",
+            "--max-secs",
+            "5",
+        ])
+        .unwrap();
+        let Scenario::ReferenceServer(a) = cli.scenario else {
+            panic!("{:?}", cli.scenario);
         };
-        if let Some(m) = text(&ready)
-            && tx.try_send(m).is_err()
-        {
-            return;
-        }
-        id
-    };
-    let writer = tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            if sink.feed(first).await.is_err() {
-                return;
-            }
-            for _ in 0..63 {
-                match rx.try_recv() {
-                    Ok(m) => {
-                        if sink.feed(m).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-        let _closed = sink.close().await;
-    });
-    while let Some(Ok(msg)) = source.next().await {
-        let Message::Text(raw) = msg else {
-            if matches!(msg, Message::Close(_)) {
-                break;
-            }
-            continue;
-        };
-        let reply = match serde_json::from_str::<ClientFrame>(&raw) {
-            Ok(ClientFrame::MessageSend {
-                body,
-                client_id,
-                reference,
-                ..
-            }) => {
-                let mut inner = hub.inner.lock().unwrap_or_else(|e| e.into_inner());
-                inner.seq += 1;
-                let view = MessageView {
-                    id: MessageId::new(),
-                    room_id: hub.room,
-                    seq: inner.seq,
-                    author_id: Some(hub.user),
-                    body,
-                    reply_to: None,
-                    created_at: wire_time(chrono::Utc::now()),
-                    edited_at: None,
-                    deleted: false,
-                    reactions: Default::default(),
-                    client_id,
-                };
-                // Serialised once; every queue gets the same bytes.
-                let created = ServerFrame::MessageCreated {
-                    room_id: hub.room,
-                    message: view.clone(),
-                };
-                if let Some(m) = text(&created) {
-                    inner.conns.retain(|_, q| q.try_send(m.clone()).is_ok());
-                }
-                ServerFrame::Ack {
-                    reference,
-                    message: Some(view),
-                }
-            }
-            Ok(ClientFrame::Resume { rooms, reference }) => {
-                let seq = hub.inner.lock().unwrap_or_else(|e| e.into_inner()).seq;
-                ServerFrame::Resumed {
-                    reference,
-                    rooms: rooms.into_keys().map(|r| (r, seq)).collect(),
-                }
-            }
-            Ok(other) => ServerFrame::Ack {
-                reference: other.reference().map(str::to_owned),
-                message: None,
-            },
-            Err(e) => ServerFrame::error(None, "malformed", e.to_string()),
-        };
-        if let Some(m) = text(&reply)
-            && tx.try_send(m).is_err()
-        {
-            break;
-        }
-    }
-    hub.inner
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .conns
-        .remove(&id);
-    drop(tx);
-    if writer.await.is_err() {
-        eprintln!("reference writer panicked");
+        assert_eq!(a.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!((a.threads, a.max_secs, a.ignore_stdin), (3, 5, false));
     }
 }

@@ -16,6 +16,7 @@ mod client;
 mod engine;
 mod ledger;
 mod procinfo;
+mod reference;
 mod report;
 mod rest;
 mod scenarios;
@@ -160,9 +161,16 @@ pub enum Scenario {
     Soak(scenarios::SoakArgs),
     /// Hold N authenticated idle sockets; server RSS per connection.
     Idle(scenarios::IdleArgs),
-    /// The fanout scenario against a minimal in-process broadcast server,
-    /// then against Parley: Parley's figures as a ratio of it.
+    /// The fanout scenario against a minimal broadcast server (in a process
+    /// of its own, see `reference-server`), then against Parley: Parley's
+    /// figures as a ratio of it.
     Calibrate(calibrate::CalibrateArgs),
+    /// Not a scenario: runs calibrate's reference broadcast server in this
+    /// process (calibrate starts it itself). Prints one JSON line
+    /// `{"reference_server":{"addr":…,"room":…,"pid":…,…}}` on stdout once
+    /// it listens; stops when stdin closes, on SIGTERM or ctrl-c, or after
+    /// `--max-secs`.
+    ReferenceServer(reference::ReferenceServerArgs),
 }
 
 fn main() -> ExitCode {
@@ -174,6 +182,12 @@ fn main() -> ExitCode {
             }
         }
         Err(e) => eprintln!("warning: could not raise the open-file limit: {e}"),
+    }
+    // The reference server (started by `calibrate` as a child process)
+    // runs on a runtime of its own size; the limit above is raised for it
+    // too.
+    if let Scenario::ReferenceServer(a) = &cli.scenario {
+        return reference::server_main(a, cli.common.allow_remote);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -259,6 +259,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Vec<Report>> {
         Scenario::Soak(a) => vec![soak(&ctx, &a).await?],
         Scenario::Idle(a) => vec![idle(&ctx, &a).await?],
         Scenario::Calibrate(a) => calibrate::run(&ctx, &a).await?,
+        Scenario::ReferenceServer(_) => bail!("reference-server is not a scenario"),
     };
     // The SLO is checked against the last report (calibrate's summary, or
     // the one report of every other scenario).
