@@ -8,6 +8,7 @@
 //! socket never slows a room.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -48,6 +49,8 @@ pub struct Outbox {
     durable: mpsc::Sender<Bytes>,
     ephemeral: mpsc::Sender<Bytes>,
     close: watch::Sender<Option<CloseReason>>,
+    /// Set with the close reason: checked on every push without a lock.
+    closing: AtomicBool,
     /// Rooms this socket receives.
     rooms: Mutex<HashSet<RoomId>>,
 }
@@ -81,6 +84,7 @@ impl Outbox {
             durable: durable_tx,
             ephemeral: ephemeral_tx,
             close: close_tx,
+            closing: AtomicBool::new(false),
             rooms: Mutex::new(HashSet::new()),
         });
         let receivers = OutboxReceivers {
@@ -144,6 +148,7 @@ impl Outbox {
 
     /// Asks the writer to close the socket (the first reason wins).
     pub fn close(&self, code: u16, reason: &str) {
+        self.closing.store(true, Ordering::Release);
         self.close.send_if_modified(|current| {
             if current.is_some() {
                 return false;
@@ -158,7 +163,7 @@ impl Outbox {
 
     /// Whether a close has been asked for.
     pub fn is_closing(&self) -> bool {
-        self.close.borrow().is_some()
+        self.closing.load(Ordering::Acquire)
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashSet<RoomId>> {

@@ -299,7 +299,13 @@ fn summary(ctx: &Ctx, a: &CalibrateArgs, points: &[Point]) -> Report {
         |p99: f64, losses: u64, all_ready: bool| all_ready && p99 <= a.p99_max_ms && losses == 0;
     let best_ref = points
         .iter()
-        .filter(|p| ok(p.reference_p99_ms, p.reference_losses, p.reference_all_ready))
+        .filter(|p| {
+            ok(
+                p.reference_p99_ms,
+                p.reference_losses,
+                p.reference_all_ready,
+            )
+        })
         .map(|p| p.reference_dps)
         .fold(0.0, f64::max);
     let best_parley = points

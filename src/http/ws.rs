@@ -414,41 +414,38 @@ fn diagnose(text: &str) -> ServerFrame {
 
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: OutboxReceivers,
+    rx: OutboxReceivers,
     heartbeat: Duration,
     done: CancellationToken,
 ) {
+    let OutboxReceivers {
+        mut durable,
+        mut ephemeral,
+        mut close,
+    } = rx;
     let mut ping = tokio::time::interval(heartbeat);
     ping.tick().await;
     let result: Result<(), axum::Error> = async {
         loop {
+            // A close is seen before the next frame is written (one atomic
+            // load); the select below only waits for it when all is quiet,
+            // so a busy socket does not re-register with the watch and the
+            // timer for every frame.
+            if close.has_changed().unwrap_or(true) {
+                return close_socket(&mut sink, &mut durable, &mut close).await;
+            }
             tokio::select! {
                 biased;
-                changed = rx.close.changed() => {
-                    let reason = rx.close.borrow().clone();
-                    if changed.is_err() || reason.is_some() {
-                        let reason = reason.unwrap_or(parley_actors::sockets::CloseReason { code: 1000, reason: String::new() });
-                        if reason.code == close::GOING_AWAY || reason.code == 1000 {
-                            // Orderly close: deliver what is already queued first.
-                            while let Ok(bytes) = rx.durable.try_recv() {
-                                sink.feed(text(bytes)).await?;
-                            }
-                        }
-                        metrics::counter!(rt_metrics::WS_CLOSES, "code" => reason.code.to_string()).increment(1);
-                        sink.send(Message::Close(Some(CloseFrame {
-                            code: reason.code,
-                            reason: Utf8Bytes::from(reason.reason),
-                        }))).await?;
-                        return Ok(());
-                    }
-                }
-                Some(bytes) = rx.durable.recv() => {
+                Some(bytes) = durable.recv() => {
                     sink.feed(text(bytes)).await?;
-                    drain(&mut sink, &mut rx).await?;
+                    drain(&mut sink, &mut durable, &mut ephemeral).await?;
                 }
-                Some(bytes) = rx.ephemeral.recv() => {
+                Some(bytes) = ephemeral.recv() => {
                     sink.feed(text(bytes)).await?;
-                    drain(&mut sink, &mut rx).await?;
+                    drain(&mut sink, &mut durable, &mut ephemeral).await?;
+                }
+                _ = close.changed() => {
+                    return close_socket(&mut sink, &mut durable, &mut close).await;
                 }
                 _ = ping.tick() => {
                     sink.send(Message::Ping(Bytes::new())).await?;
@@ -464,16 +461,44 @@ async fn write_loop(
     done.cancel();
 }
 
+/// Sends the close frame (1000 when the outbox went away without a
+/// reason); an orderly close first delivers what is queued.
+async fn close_socket(
+    sink: &mut SplitSink<WebSocket, Message>,
+    durable: &mut tokio::sync::mpsc::Receiver<Bytes>,
+    close: &mut tokio::sync::watch::Receiver<Option<parley_actors::sockets::CloseReason>>,
+) -> Result<(), axum::Error> {
+    let reason = close
+        .borrow_and_update()
+        .clone()
+        .unwrap_or(parley_actors::sockets::CloseReason {
+            code: 1000,
+            reason: String::new(),
+        });
+    if reason.code == close::GOING_AWAY || reason.code == 1000 {
+        while let Ok(bytes) = durable.try_recv() {
+            sink.feed(text(bytes)).await?;
+        }
+    }
+    metrics::counter!(rt_metrics::WS_CLOSES, "code" => reason.code.to_string()).increment(1);
+    sink.send(Message::Close(Some(CloseFrame {
+        code: reason.code,
+        reason: Utf8Bytes::from(reason.reason),
+    })))
+    .await
+}
+
 /// Feeds whatever else is queued (durable first), up to a batch, then flushes.
 async fn drain(
     sink: &mut SplitSink<WebSocket, Message>,
-    rx: &mut OutboxReceivers,
+    durable: &mut tokio::sync::mpsc::Receiver<Bytes>,
+    ephemeral: &mut tokio::sync::mpsc::Receiver<Bytes>,
 ) -> Result<(), axum::Error> {
     let mut fed = 1;
     while fed < WRITE_BATCH {
-        match rx.durable.try_recv() {
+        match durable.try_recv() {
             Ok(bytes) => sink.feed(text(bytes)).await?,
-            Err(_) => match rx.ephemeral.try_recv() {
+            Err(_) => match ephemeral.try_recv() {
                 Ok(bytes) => sink.feed(text(bytes)).await?,
                 Err(_) => break,
             },

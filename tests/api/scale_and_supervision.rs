@@ -98,7 +98,13 @@ async fn send_over_rest(app: &TestApp, token: &str, room: &str, count: usize) ->
 
 #[tokio::test]
 async fn a_room_actor_that_crashes_mid_traffic_loses_no_acknowledged_message() {
-    let (app, realtime) = spawn_app_with_realtime(relax_limits).await;
+    // 40 sends as fast as acks come back: over the default socket limit.
+    let (app, realtime) = spawn_app_with_realtime(|s| {
+        relax_limits(s);
+        s.ws_events_per_second = 1_000;
+        s.ws_events_burst = 1_000;
+    })
+    .await;
     let [alice, bob] = users(&app, ["alice", "bob"]).await;
     let room = public_room(&app, &alice, "fragile").await;
     join(&app, &bob.access, &room).await;
