@@ -66,6 +66,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                         &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(parley_actors::telemetry::COMMIT_MESSAGES.to_owned()),
+                        &[1.0, 4.0, 16.0, 64.0, 256.0, 512.0],
+                    )
+                })
                 .map(PrometheusBuilder::build_recorder)
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
@@ -133,6 +139,10 @@ fn describe() {
     metrics::describe_counter!(
         rt::DELIVERIES,
         "Events queued to sockets, one per recipient socket, by type"
+    );
+    metrics::describe_histogram!(
+        rt::COMMIT_MESSAGES,
+        "Messages stored in one transaction across rooms (group commit)"
     );
     metrics::describe_histogram!(
         rt::SEND_BATCH,

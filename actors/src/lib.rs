@@ -18,6 +18,7 @@ pub mod rooms;
 pub mod sockets;
 pub mod store;
 pub mod telemetry;
+pub mod writer;
 
 pub use error::ChatError;
 pub use realtime::{Realtime, RealtimeConfig};

@@ -74,6 +74,8 @@ impl Default for RealtimeConfig {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
+    /// Stores the rooms' messages, many rooms per transaction.
+    pub(crate) writer: crate::writer::MessageWriter,
     /// This node's sockets (resume re-subscribes one socket directly).
     pub(crate) sockets: Arc<Sockets>,
     pub(crate) broker: Arc<dyn Broker>,
@@ -185,6 +187,7 @@ impl Realtime {
         let broker: Arc<dyn Broker> =
             Arc::new(LocalBroker::new(Arc::clone(&sockets), Arc::clone(&blocks)));
         let shared = Arc::new(Shared {
+            writer: crate::writer::MessageWriter::spawn(Arc::clone(&store)),
             store,
             sockets: Arc::clone(&sockets),
             broker,

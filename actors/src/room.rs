@@ -452,7 +452,7 @@ impl RoomActor {
         let (batch, replies): (Vec<NewMessage>, Vec<Reply<Message>>) =
             std::mem::take(&mut state.pending).into_iter().unzip();
         metrics::histogram!(telemetry::SEND_BATCH).record(batch.len() as f64);
-        match self.shared.store.create_messages(batch).await {
+        match self.shared.writer.create_messages(batch).await {
             Ok(created) => {
                 for (created, reply) in created.into_iter().zip(replies) {
                     match created {

@@ -464,6 +464,21 @@ pub trait ChatStore: Send + Sync + std::fmt::Debug + 'static {
     /// entries get `Existing`.
     async fn create_messages(&self, batch: Vec<NewMessage>) -> StoreResult<Vec<Created<Message>>>;
 
+    /// [`Self::create_messages`] for several rooms at once, in as few
+    /// transactions as the store can (group commit across rooms): one
+    /// answer per group, in order. A group that cannot be stored fails
+    /// alone.
+    async fn create_message_groups(
+        &self,
+        groups: Vec<Vec<NewMessage>>,
+    ) -> Vec<StoreResult<Vec<Created<Message>>>> {
+        let mut out = Vec::with_capacity(groups.len());
+        for group in groups {
+            out.push(self.create_messages(group).await);
+        }
+        out
+    }
+
     /// A message by id.
     async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>>;
 

@@ -29,3 +29,5 @@ pub const DELIVERIES: &str = "ws_deliveries_total";
 pub const MESSAGES_STORED: &str = "messages_stored_total";
 /// Histogram: messages stored per transaction by a room (group commit).
 pub const SEND_BATCH: &str = "room_send_batch_size";
+/// Histogram: messages stored per transaction across rooms (group commit).
+pub const COMMIT_MESSAGES: &str = "message_commit_size";

@@ -15,10 +15,13 @@
 //! so concurrent senders queue up and each sees the previous one's seq — no
 //! gaps, no duplicates.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 use parley_actors::domain::UserId;
-use parley_actors::store::{Block, Invite, Member, Membership, Message, Room, StoreResult};
+use parley_actors::store::{
+    Block, Created, Invite, Member, Membership, Message, NewMessage, Room, StoreError, StoreResult,
+};
 
 use super::{from_ms, from_ms_opt, parse_col};
 
@@ -257,6 +260,99 @@ pub(super) fn reactions_sql(n: usize) -> String {
     )
 }
 
+/// Messages of one room on their way into the store: the answer so far
+/// for each (retried sends are answered before anything is written).
+#[derive(Debug)]
+pub(super) struct PreparedMessages {
+    pub(super) room: String,
+    pub(super) batch: Vec<NewMessage>,
+    pub(super) out: Vec<Option<Created<Message>>>,
+    /// For a client id repeated within the batch: its first use.
+    duplicate_of: Vec<Option<usize>>,
+}
+
+/// What writing one room's messages in a transaction came to.
+#[derive(Debug)]
+pub(super) enum Written {
+    Rows(Vec<MessageRow>),
+    /// These client ids were stored by another writer meanwhile.
+    Raced(Vec<usize>),
+}
+
+impl PreparedMessages {
+    pub(super) fn new(batch: Vec<NewMessage>) -> StoreResult<Self> {
+        let room_id = batch.first().map(|m| m.room_id);
+        if batch.iter().any(|m| Some(m.room_id) != room_id) {
+            return Err(StoreError::Other(
+                "a batch of messages must be for one room".to_owned(),
+            ));
+        }
+        Ok(Self {
+            room: room_id.map(|r| r.to_string()).unwrap_or_default(),
+            out: vec![None; batch.len()],
+            duplicate_of: vec![None; batch.len()],
+            batch,
+        })
+    }
+
+    /// Marks later uses of a client id within the batch (not already
+    /// answered) as duplicates of the first.
+    pub(super) fn mark_duplicates(&mut self) {
+        let mut first_of: HashMap<(UserId, &str), usize> = HashMap::new();
+        for (i, new) in self.batch.iter().enumerate() {
+            if let Some(client_id) = new.client_id.as_deref()
+                && self.out[i].is_none()
+            {
+                match first_of.entry((new.author_id, client_id)) {
+                    Entry::Occupied(e) => self.duplicate_of[i] = Some(*e.get()),
+                    Entry::Vacant(e) => {
+                        e.insert(i);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The messages still to be written, in order.
+    pub(super) fn fresh(&self) -> Vec<usize> {
+        (0..self.batch.len())
+            .filter(|&i| self.out[i].is_none() && self.duplicate_of[i].is_none())
+            .collect()
+    }
+
+    /// The rows written for [`Self::fresh`] (RETURNING does not promise
+    /// their order).
+    pub(super) fn stored(&mut self, rows: Vec<MessageRow>) -> StoreResult<()> {
+        let mut by_id: HashMap<String, MessageRow> =
+            rows.into_iter().map(|row| (row.id.clone(), row)).collect();
+        for i in self.fresh() {
+            let row = by_id
+                .remove(&self.batch[i].id.to_string())
+                .ok_or_else(|| StoreError::Other("inserted message went missing".to_owned()))?;
+            self.out[i] = Some(Created::New(row.into_message(BTreeMap::new())?));
+        }
+        Ok(())
+    }
+
+    /// One answer per message, in order.
+    pub(super) fn finish(mut self) -> StoreResult<Vec<Created<Message>>> {
+        for i in 0..self.batch.len() {
+            if let Some(first) = self.duplicate_of[i] {
+                let message = self.out[first].clone().map(Created::into_inner);
+                self.out[i] = message.map(Created::Existing);
+            }
+        }
+        self.out
+            .into_iter()
+            .map(|m| {
+                m.ok_or_else(|| {
+                    StoreError::Other("messages kept racing a concurrent writer".to_owned())
+                })
+            })
+            .collect()
+    }
+}
+
 /// `insert into messages` of `n` rows (8 placeholders each), returning
 /// every column.
 pub(super) fn insert_messages_sql(n: usize) -> String {
@@ -325,7 +421,7 @@ pub(super) fn name_pattern(q: Option<&str>) -> Option<String> {
 /// Everything else runs unchanged on SQLite and PostgreSQL. Methods are in
 /// the trait's order.
 macro_rules! impl_chat_store {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
         // An anonymous const gives the `use`s below a scope of their own.
         const _: () = {
             use std::collections::BTreeMap;
@@ -340,11 +436,144 @@ macro_rules! impl_chat_store {
             };
 
             use $crate::storage::chat::{
-                BlockRow, InviteRow, MemberRow, MembershipRow, MessageRow, RoomRow,
+                BlockRow, InviteRow, MemberRow, MembershipRow, MessageRow, RoomRow, Written,
             };
             use $crate::storage::{convert_all, db_err, parse_col, to_ms};
 
             impl $store {
+                /// The first step of storing messages: finds retried sends
+                /// (outside any transaction: in SQLite a transaction that
+                /// reads before it writes cannot take the write lock once
+                /// another writer committed) and client ids repeated within
+                /// the batch.
+                async fn prepare_messages(
+                    &self,
+                    batch: Vec<NewMessage>,
+                ) -> StoreResult<$crate::storage::chat::PreparedMessages> {
+                    let mut prepared = $crate::storage::chat::PreparedMessages::new(batch)?;
+                    for i in 0..prepared.batch.len() {
+                        let new = &prepared.batch[i];
+                        if let Some(client_id) = new.client_id.as_deref() {
+                            let author = new.author_id.to_string();
+                            if let Some(row) = self
+                                .message_by_client_id(&prepared.room, &author, client_id)
+                                .await?
+                            {
+                                prepared.out[i] =
+                                    Some(Created::Existing(self.one_with_reactions(row).await?));
+                            }
+                        }
+                    }
+                    prepared.mark_duplicates();
+                    Ok(prepared)
+                }
+
+                /// Stores the fresh messages of one room inside `tx`: takes
+                /// their seqs, inserts them in one statement, and moves each
+                /// author's read marker. Stops early (storing nothing) when
+                /// a client id was stored by someone else meanwhile.
+                async fn write_messages(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    prepared: &$crate::storage::chat::PreparedMessages,
+                ) -> StoreResult<$crate::storage::chat::Written> {
+                    use $crate::storage::chat::Written;
+                    let room = prepared.room.as_str();
+                    let fresh = prepared.fresh();
+                    let count = i64::try_from(fresh.len())
+                        .map_err(|_| StoreError::Other("batch too large".to_owned()))?;
+                    // Writing first takes the room's row lock (PostgreSQL)
+                    // or the write lock (SQLite): writers queue here.
+                    let last: Option<(i64,)> = sqlx::query_as(
+                        "update rooms set last_seq = last_seq + $2 where id = $1 \
+                         returning last_seq",
+                    )
+                    .bind(room)
+                    .bind(count)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+                    let Some((last,)) = last else {
+                        return Err(StoreError::Other(format!("no room with id {room}")));
+                    };
+                    // Look again now that writers are ordered.
+                    let mut raced = Vec::new();
+                    for &i in &fresh {
+                        let new = &prepared.batch[i];
+                        if let Some(client_id) = new.client_id.as_deref() {
+                            let found: Option<(String,)> = sqlx::query_as(
+                                "select id from messages \
+                                 where room_id = $1 and author_id = $2 and client_id = $3",
+                            )
+                            .bind(room)
+                            .bind(new.author_id.to_string())
+                            .bind(client_id)
+                            .fetch_optional(&mut **tx)
+                            .await
+                            .map_err(db_err)?;
+                            if found.is_some() {
+                                raced.push(i);
+                            }
+                        }
+                    }
+                    if !raced.is_empty() {
+                        return Ok(Written::Raced(raced));
+                    }
+                    let first_seq = last - count + 1;
+                    let sql = $crate::storage::chat::insert_messages_sql(fresh.len());
+                    let mut insert = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql))
+                        .persistent(fresh.len() <= 4);
+                    let mut read_up_to: std::collections::HashMap<UserId, i64> =
+                        std::collections::HashMap::new();
+                    for (seq, &i) in (first_seq..).zip(&fresh) {
+                        let new = &prepared.batch[i];
+                        read_up_to.insert(new.author_id, seq);
+                        insert = insert
+                            .bind(new.id.to_string())
+                            .bind(room)
+                            .bind(seq)
+                            .bind(new.author_id.to_string())
+                            .bind(new.body.as_str())
+                            .bind(new.reply_to.map(|id| id.to_string()))
+                            .bind(new.client_id.as_deref())
+                            .bind(to_ms(new.created_at));
+                    }
+                    let rows = insert.fetch_all(&mut **tx).await.map_err(db_err)?;
+                    // Each author has read what they wrote (no-op for a
+                    // non-member); only ever moves a marker forward.
+                    for (author, seq) in read_up_to {
+                        sqlx::query(
+                            "update room_members set last_read_seq = $3 \
+                             where room_id = $1 and user_id = $2 and last_read_seq < $3",
+                        )
+                        .bind(room)
+                        .bind(author.to_string())
+                        .bind(seq)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                    }
+                    Ok(Written::Rows(rows))
+                }
+
+                /// After a race: the messages another writer stored.
+                async fn found_raced(
+                    &self,
+                    prepared: &mut $crate::storage::chat::PreparedMessages,
+                    raced: Vec<usize>,
+                ) -> StoreResult<()> {
+                    for i in raced {
+                        let new = &prepared.batch[i];
+                        let author = new.author_id.to_string();
+                        let client_id = new.client_id.as_deref().unwrap_or_default();
+                        let row = self
+                            .message_by_client_id(&prepared.room, &author, client_id)
+                            .await?
+                            .ok_or_else(|| StoreError::Other("raced message went missing".to_owned()))?;
+                        prepared.out[i] = Some(Created::Existing(self.one_with_reactions(row).await?));
+                    }
+                    Ok(())
+                }
+
                 /// Adds reaction counts to message rows with one query. With a
                 /// viewer, reactions by users they blocked are not counted.
                 async fn with_reactions(
@@ -853,176 +1082,91 @@ macro_rules! impl_chat_store {
                     &self,
                     batch: Vec<NewMessage>,
                 ) -> StoreResult<Vec<Created<Message>>> {
-                    let Some(first) = batch.first() else {
-                        return Ok(Vec::new());
-                    };
-                    let room_id = first.room_id;
-                    if batch.iter().any(|m| m.room_id != room_id) {
-                        return Err(StoreError::Other(
-                            "a batch of messages must be for one room".to_owned(),
-                        ));
-                    }
-                    let room = room_id.to_string();
-                    let mut out: Vec<Option<Created<Message>>> = vec![None; batch.len()];
-
-                    // Retried sends usually find their message here, without
-                    // writing. These reads stay outside the transaction: in
-                    // SQLite a transaction that reads before it writes cannot
-                    // take the write lock once another writer committed.
-                    for (i, new) in batch.iter().enumerate() {
-                        if let Some(client_id) = new.client_id.as_deref() {
-                            let author = new.author_id.to_string();
-                            if let Some(row) =
-                                self.message_by_client_id(&room, &author, client_id).await?
-                            {
-                                out[i] = Some(Created::Existing(self.one_with_reactions(row).await?));
-                            }
-                        }
-                    }
-                    // A client id repeated within the batch: the first one
-                    // is stored, the others get it back.
-                    let mut first_of: std::collections::HashMap<(UserId, &str), usize> =
-                        std::collections::HashMap::new();
-                    let mut duplicate_of = vec![None; batch.len()];
-                    for (i, new) in batch.iter().enumerate() {
-                        if let Some(client_id) = new.client_id.as_deref()
-                            && out[i].is_none()
-                        {
-                            match first_of.entry((new.author_id, client_id)) {
-                                std::collections::hash_map::Entry::Occupied(e) => {
-                                    duplicate_of[i] = Some(*e.get());
-                                }
-                                std::collections::hash_map::Entry::Vacant(e) => {
-                                    e.insert(i);
-                                }
-                            }
-                        }
-                    }
-
+                    let mut prepared = self.prepare_messages(batch).await?;
                     // A few rounds at most: a round ends early only when a
                     // concurrent writer (another node) stored one of these
-                    // client ids after the check above.
+                    // client ids after the check.
                     for _ in 0..4 {
-                        let fresh: Vec<usize> = (0..batch.len())
-                            .filter(|&i| out[i].is_none() && duplicate_of[i].is_none())
-                            .collect();
-                        if fresh.is_empty() {
+                        if prepared.fresh().is_empty() {
                             break;
                         }
-                        // Writing first takes the room's row lock (PostgreSQL)
-                        // or the write lock (SQLite): writers queue here.
                         let mut tx = self.pool.begin().await.map_err(db_err)?;
-                        let count = i64::try_from(fresh.len())
-                            .map_err(|_| StoreError::Other("batch too large".to_owned()))?;
-                        let last: Option<(i64,)> = sqlx::query_as(
-                            "update rooms set last_seq = last_seq + $2 where id = $1 \
-                             returning last_seq",
-                        )
-                        .bind(&room)
-                        .bind(count)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                        let Some((last,)) = last else {
-                            return Err(StoreError::Other(format!("no room with id {room}")));
-                        };
-                        // Look again now that writers are ordered.
-                        let mut raced = Vec::new();
-                        for &i in &fresh {
-                            let new = &batch[i];
-                            if let Some(client_id) = new.client_id.as_deref() {
-                                let found: Option<(String,)> = sqlx::query_as(
-                                    "select id from messages \
-                                     where room_id = $1 and author_id = $2 and client_id = $3",
-                                )
-                                .bind(&room)
-                                .bind(new.author_id.to_string())
-                                .bind(client_id)
-                                .fetch_optional(&mut *tx)
-                                .await
-                                .map_err(db_err)?;
-                                if found.is_some() {
-                                    raced.push(i);
-                                }
+                        match Self::write_messages(&mut tx, &prepared).await? {
+                            Written::Rows(rows) => {
+                                tx.commit().await.map_err(db_err)?;
+                                prepared.stored(rows)?;
+                                break;
+                            }
+                            Written::Raced(raced) => {
+                                tx.rollback().await.map_err(db_err)?;
+                                self.found_raced(&mut prepared, raced).await?;
                             }
                         }
-                        if !raced.is_empty() {
-                            tx.rollback().await.map_err(db_err)?;
-                            for i in raced {
-                                let new = &batch[i];
-                                let author = new.author_id.to_string();
-                                let client_id = new.client_id.as_deref().unwrap_or_default();
-                                let row = self
-                                    .message_by_client_id(&room, &author, client_id)
-                                    .await?
-                                    .ok_or_else(|| {
-                                        StoreError::Other("raced message went missing".to_owned())
-                                    })?;
-                                out[i] = Some(Created::Existing(self.one_with_reactions(row).await?));
-                            }
-                            continue;
-                        }
+                    }
+                    prepared.finish()
+                }
 
-                        let first_seq = last - count + 1;
-                        let sql = $crate::storage::chat::insert_messages_sql(fresh.len());
-                        let mut insert = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql))
-                            .persistent(fresh.len() <= 4);
-                        let mut read_up_to: std::collections::HashMap<UserId, i64> =
-                            std::collections::HashMap::new();
-                        for (seq, &i) in (first_seq..).zip(&fresh) {
-                            let new = &batch[i];
-                            read_up_to.insert(new.author_id, seq);
-                            insert = insert
-                                .bind(new.id.to_string())
-                                .bind(&room)
-                                .bind(seq)
-                                .bind(new.author_id.to_string())
-                                .bind(new.body.as_str())
-                                .bind(new.reply_to.map(|id| id.to_string()))
-                                .bind(new.client_id.as_deref())
-                                .bind(to_ms(new.created_at));
+                async fn create_message_groups(
+                    &self,
+                    groups: Vec<Vec<NewMessage>>,
+                ) -> Vec<StoreResult<Vec<Created<Message>>>> {
+                    if groups.len() <= 1 {
+                        let mut out = Vec::new();
+                        for group in groups {
+                            out.push(self.create_messages(group).await);
                         }
-                        let rows = insert.fetch_all(&mut *tx).await.map_err(db_err)?;
-                        // Each author has read what they wrote (no-op for a
-                        // non-member); only ever moves a marker forward.
-                        for (author, seq) in read_up_to {
-                            sqlx::query(
-                                "update room_members set last_read_seq = $3 \
-                                 where room_id = $1 and user_id = $2 and last_read_seq < $3",
-                            )
-                            .bind(&room)
-                            .bind(author.to_string())
-                            .bind(seq)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
+                        return out;
+                    }
+                    // One transaction for every group; if any part of it
+                    // fails (or races another writer), each group is stored
+                    // on its own instead, so one room's trouble is only
+                    // that room's.
+                    let mut prepared = Vec::with_capacity(groups.len());
+                    for group in &groups {
+                        prepared.push(self.prepare_messages(group.clone()).await);
+                    }
+                    let together: StoreResult<Option<Vec<Vec<MessageRow>>>> = async {
+                        let mut tx = self.pool.begin().await.map_err(db_err)?;
+                        let mut all = Vec::with_capacity(prepared.len());
+                        for p in &prepared {
+                            let rows = match p {
+                                Ok(p) if !p.fresh().is_empty() => {
+                                    match Self::write_messages(&mut tx, p).await? {
+                                        Written::Rows(rows) => rows,
+                                        Written::Raced(_) => {
+                                            tx.rollback().await.map_err(db_err)?;
+                                            return Ok(None);
+                                        }
+                                    }
+                                }
+                                _ => Vec::new(),
+                            };
+                            all.push(rows);
                         }
                         tx.commit().await.map_err(db_err)?;
-                        // RETURNING does not promise the order of the rows.
-                        let mut by_id: std::collections::HashMap<String, MessageRow> =
-                            rows.into_iter().map(|row| (row.id.clone(), row)).collect();
-                        for i in fresh {
-                            let row = by_id.remove(&batch[i].id.to_string()).ok_or_else(|| {
-                                StoreError::Other("inserted message went missing".to_owned())
-                            })?;
-                            out[i] = Some(Created::New(row.into_message(BTreeMap::new())?));
-                        }
-                        break;
+                        Ok(Some(all))
                     }
-
-                    for (i, of) in duplicate_of.iter().enumerate() {
-                        if let Some(&first) = of.as_ref() {
-                            let message = out[first].clone().map(Created::into_inner);
-                            out[i] = message.map(Created::Existing);
-                        }
-                    }
-                    out.into_iter()
-                        .map(|m| {
-                            m.ok_or_else(|| {
-                                StoreError::Other("messages kept racing a concurrent writer".to_owned())
+                    .await;
+                    match together {
+                        Ok(Some(all)) => prepared
+                            .into_iter()
+                            .zip(all)
+                            .map(|(p, rows)| {
+                                let mut p = p?;
+                                if !p.fresh().is_empty() {
+                                    p.stored(rows)?;
+                                }
+                                p.finish()
                             })
-                        })
-                        .collect()
+                            .collect(),
+                        Ok(None) | Err(_) => {
+                            let mut out = Vec::with_capacity(groups.len());
+                            for group in groups {
+                                out.push(self.create_messages(group).await);
+                            }
+                            out
+                        }
+                    }
                 }
 
                 async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -2121,6 +2265,75 @@ pub(super) mod tests {
             .expect_err("two rooms");
         assert!(matches!(err, StoreError::Other(_)), "{err:?}");
         assert_eq!(send(&*store, room.id, bob, "still gapless").await.seq, 7);
+    }
+
+    pub(in crate::storage) async fn groups_of_rooms_commit_together_and_fail_alone(
+        _: String,
+        store: Arc<dyn Store>,
+    ) {
+        let alice = user(&*store, "alice").await;
+        let first = room_with(&*store, alice, &[]).await;
+        let second = room_with(&*store, alice, &[]).await;
+        send(&*store, second.id, alice, "before").await;
+        let mut keyed = new_message(first.id, alice, "keyed");
+        keyed.client_id = Some("k".to_owned());
+        let groups = vec![
+            vec![
+                new_message(first.id, alice, "a1"),
+                keyed.clone(),
+                keyed.clone(),
+            ],
+            vec![
+                new_message(second.id, alice, "b2"),
+                new_message(second.id, alice, "b3"),
+            ],
+        ];
+        let out = store.create_message_groups(groups).await;
+        let seqs: Vec<Vec<(bool, i64)>> = out
+            .into_iter()
+            .map(|group| {
+                group
+                    .expect("stored")
+                    .into_iter()
+                    .map(|c| (matches!(c, Created::New(_)), c.into_inner().seq))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            seqs,
+            vec![
+                vec![(true, 1), (true, 2), (false, 2)],
+                vec![(true, 2), (true, 3)]
+            ]
+        );
+
+        // A group for a room that does not exist fails; the others are
+        // stored all the same.
+        let out = store
+            .create_message_groups(vec![
+                vec![new_message(first.id, alice, "a3")],
+                vec![new_message(RoomId::new(), alice, "nowhere")],
+                vec![new_message(second.id, alice, "b4")],
+            ])
+            .await;
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            out[0].as_ref().expect("first room")[0]
+                .clone()
+                .into_inner()
+                .seq,
+            3
+        );
+        assert!(matches!(out[1], Err(StoreError::Other(_))), "{:?}", out[1]);
+        assert_eq!(
+            out[2].as_ref().expect("second room")[0]
+                .clone()
+                .into_inner()
+                .seq,
+            4
+        );
+        assert_eq!(send(&*store, first.id, alice, "after").await.seq, 4);
+        assert_eq!(send(&*store, second.id, alice, "after").await.seq, 5);
     }
 
     pub(in crate::storage) async fn messages_are_edited_reacted_to_and_deleted(

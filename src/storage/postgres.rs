@@ -36,7 +36,7 @@ impl PgStore {
 }
 
 impl_store!(PgStore);
-impl_chat_store!(PgStore);
+impl_chat_store!(PgStore, sqlx::Postgres);
 
 impl PgStore {
     /// Full-text search for `impl_chat_store!`: messages matching every word

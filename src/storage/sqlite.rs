@@ -39,7 +39,7 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore);
-impl_chat_store!(SqliteStore);
+impl_chat_store!(SqliteStore, sqlx::Sqlite);
 
 impl SqliteStore {
     /// Full-text search for `impl_chat_store!`: messages matching every word
