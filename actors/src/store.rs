@@ -221,7 +221,8 @@ pub struct Membership {
     pub role: RoomRole,
     pub last_read_seq: i64,
     /// Messages after the read marker, not deleted, not written by the user
-    /// and not written by someone the user blocked.
+    /// and not written by someone the user blocked, among the room's newest
+    /// [`UNREAD_WINDOW`].
     pub unread_count: i64,
 }
 
@@ -266,6 +267,11 @@ pub struct Message {
     /// Emoji → how many users reacted with it.
     pub reactions: BTreeMap<String, i64>,
 }
+
+/// Unread messages are counted among a room's newest this many messages:
+/// a member further behind sees at most this count (clients show "99+").
+/// It keeps `GET /rooms` and `ready` cheap however long a room's backlog.
+pub const UNREAD_WINDOW: i64 = 100;
 
 /// What `create_message` needs; the store assigns `seq`.
 #[derive(Debug, Clone)]

@@ -758,27 +758,31 @@ macro_rules! impl_chat_store {
                 }
 
                 async fn list_memberships(&self, user_id: UserId) -> StoreResult<Vec<Membership>> {
-                    // One pass: each room joined with its unread messages,
-                    // counted per room. Messages with no author (deleted
-                    // account) count; `b.blocked_id = null` never matches.
+                    // Each room with its unread messages counted among its
+                    // newest UNREAD_WINDOW only, so the cost stays bounded
+                    // however far behind a member is. Messages with no
+                    // author (deleted account) count; `b.blocked_id = null`
+                    // never matches.
                     let rows = sqlx::query_as::<_, MembershipRow>(
                         "select r.id, r.name, r.topic, r.visibility, r.created_by, r.created_at, \
                            r.updated_at, r.last_seq, rm.role, rm.last_read_seq, \
-                           count(m.id) as unread_count \
+                           (select count(*) from messages m \
+                            where m.room_id = rm.room_id \
+                              and m.seq > case when rm.last_read_seq > r.last_seq - $2 \
+                                               then rm.last_read_seq \
+                                               else r.last_seq - $2 end \
+                              and not m.deleted \
+                              and (m.author_id is null or m.author_id <> rm.user_id) \
+                              and not exists (select 1 from blocks b \
+                                              where b.blocker_id = rm.user_id \
+                                                and b.blocked_id = m.author_id)) as unread_count \
                          from room_members rm \
                          join rooms r on r.id = rm.room_id \
-                         left join messages m on m.room_id = rm.room_id \
-                           and m.seq > rm.last_read_seq \
-                           and not m.deleted \
-                           and (m.author_id is null or m.author_id <> rm.user_id) \
-                           and not exists (select 1 from blocks b \
-                                           where b.blocker_id = rm.user_id \
-                                             and b.blocked_id = m.author_id) \
                          where rm.user_id = $1 \
-                         group by r.id, rm.room_id, rm.user_id \
                          order by r.id",
                     )
                     .bind(user_id.to_string())
+                    .bind(parley_actors::store::UNREAD_WINDOW)
                     .fetch_all(&self.pool)
                     .await
                     .map_err(db_err)?;
@@ -2550,6 +2554,36 @@ pub(super) mod tests {
             seqs(&page(None, None, 4, Some(bob)).await),
             vec![10, 9, 8, 7]
         );
+    }
+
+    pub(in crate::storage) async fn unread_counts_look_at_the_newest_messages_only(
+        _: String,
+        store: Arc<dyn Store>,
+    ) {
+        let alice = user(&*store, "alice").await;
+        let bob = user(&*store, "bob").await;
+        let room = room_with(&*store, alice, &[bob]).await;
+        let window = parley_actors::store::UNREAD_WINDOW;
+        let batch = (0..window + 50)
+            .map(|i| new_message(room.id, alice, &format!("m{i}")))
+            .collect();
+        store.create_messages(batch).await.expect("send");
+        let unread = |user_id: UserId| {
+            let store = Arc::clone(&store);
+            async move { store.list_memberships(user_id).await.expect("rooms")[0].unread_count }
+        };
+        assert_eq!(unread(bob).await, window, "far behind: the window, no more");
+        store
+            .set_read_marker(room.id, bob, 100)
+            .await
+            .expect("read")
+            .expect("a member");
+        assert_eq!(
+            unread(bob).await,
+            window + 50 - 100,
+            "within the window: exact"
+        );
+        assert_eq!(unread(alice).await, 0);
     }
 
     pub(in crate::storage) async fn unread_counts_skip_own_deleted_and_blocked_messages(

@@ -1004,6 +1004,7 @@ mod tests {
                 client_ids_make_sends_idempotent,
                 batches_commit_together_in_order,
                 groups_of_rooms_commit_together_and_fail_alone,
+                unread_counts_look_at_the_newest_messages_only,
                 messages_are_edited_reacted_to_and_deleted,
                 history_pages_both_ways_and_hides_blocked_authors,
                 unread_counts_skip_own_deleted_and_blocked_messages,
