@@ -430,9 +430,10 @@ async fn write_loop(
             // A close is seen before the next frame is written (one atomic
             // load); the select below only waits for it when all is quiet,
             // so a busy socket does not re-register with the watch and the
-            // timer for every frame.
+            // timer for every frame. The close path is boxed: it runs once,
+            // and inline it would grow every idle socket's task.
             if close.has_changed().unwrap_or(true) {
-                return close_socket(&mut sink, &mut durable, &mut close).await;
+                return Box::pin(close_socket(&mut sink, &mut durable, &mut close)).await;
             }
             tokio::select! {
                 biased;
@@ -445,7 +446,7 @@ async fn write_loop(
                     drain(&mut sink, &mut durable, &mut ephemeral).await?;
                 }
                 _ = close.changed() => {
-                    return close_socket(&mut sink, &mut durable, &mut close).await;
+                    return Box::pin(close_socket(&mut sink, &mut durable, &mut close)).await;
                 }
                 _ = ping.tick() => {
                     sink.send(Message::Ping(Bytes::new())).await?;
