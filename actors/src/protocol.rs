@@ -276,6 +276,8 @@ pub struct ReadyRoom {
     pub id: RoomId,
     pub name: String,
     pub last_seq: i64,
+    /// Unread messages among the room's newest
+    /// [`UNREAD_WINDOW`](crate::store::UNREAD_WINDOW).
     pub unread_count: i64,
 }
 

@@ -51,6 +51,8 @@ pub struct MyRoom {
     #[serde(flatten)]
     #[schema(inline, value_type = RoomBody)]
     pub room: RoomView,
+    /// Unread messages (not mine, not deleted, not by users I block) among
+    /// the room's newest 100: at most 100, meaning "100 or more".
     pub unread_count: i64,
     /// `owner`, `admin` or `member`.
     pub my_role: String,
