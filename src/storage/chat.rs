@@ -1126,8 +1126,8 @@ macro_rules! impl_chat_store {
                     // on its own instead, so one room's trouble is only
                     // that room's.
                     let mut prepared = Vec::with_capacity(groups.len());
-                    for group in &groups {
-                        prepared.push(self.prepare_messages(group.clone()).await);
+                    for group in groups {
+                        prepared.push(self.prepare_messages(group).await);
                     }
                     let together: StoreResult<Option<Vec<Vec<MessageRow>>>> = async {
                         let mut tx = self.pool.begin().await.map_err(db_err)?;
@@ -1164,9 +1164,14 @@ macro_rules! impl_chat_store {
                             })
                             .collect(),
                         Ok(None) | Err(_) => {
-                            let mut out = Vec::with_capacity(groups.len());
-                            for group in groups {
-                                out.push(self.create_messages(group).await);
+                            // Prepared again on its own: a race may have
+                            // answered some of it since.
+                            let mut out = Vec::with_capacity(prepared.len());
+                            for p in prepared {
+                                out.push(match p {
+                                    Ok(p) => self.create_messages(p.batch).await,
+                                    Err(e) => Err(e),
+                                });
                             }
                             out
                         }
