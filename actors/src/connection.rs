@@ -69,7 +69,9 @@ impl Actor for ConnectionActor {
         let ConnectionMsg::Frame(frame) = message;
         self.shared.connection_backlog.add(-1);
         let reference = frame.reference().map(str::to_owned);
-        let reply = match self.dispatch(state, frame).await {
+        // Boxed: inline, the largest of its states (store reads, asks)
+        // would be kept in every connection actor's task for its life.
+        let reply = match Box::pin(self.dispatch(state, frame)).await {
             Ok(Some(frame)) => frame,
             Ok(None) => return Ok(()),
             Err(e) => ServerFrame::error(reference.as_deref(), e.code(), e.to_string()),

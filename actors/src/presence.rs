@@ -95,7 +95,7 @@ impl Actor for PresenceActor {
                 state.connections.insert(conn);
                 state.rooms.extend(rooms);
                 state.epoch += 1;
-                self.show(state, visible(state.chosen)).await;
+                self.show(state, visible(state.chosen));
             }
             PresenceMsg::Joined(room) => {
                 state.rooms.insert(room);
@@ -115,13 +115,13 @@ impl Actor for PresenceActor {
                 if status != PresenceStatus::Offline {
                     state.chosen = status;
                     if !state.connections.is_empty() {
-                        self.show(state, visible(status)).await;
+                        self.show(state, visible(status));
                     }
                 }
             }
             PresenceMsg::GraceOver(epoch) => {
                 if epoch == state.epoch && state.connections.is_empty() {
-                    self.show(state, PresenceStatus::Offline).await;
+                    self.show(state, PresenceStatus::Offline);
                     self.board.remove(&state.user);
                     myself.stop(Some("offline".to_owned()));
                 }
@@ -140,7 +140,7 @@ fn visible(chosen: PresenceStatus) -> PresenceStatus {
 }
 
 impl PresenceActor {
-    async fn show(&self, state: &mut PresenceState, status: PresenceStatus) {
+    fn show(&self, state: &mut PresenceState, status: PresenceStatus) {
         let now = Utc::now();
         self.board.insert(
             state.user,

@@ -74,9 +74,16 @@ pub async fn upgrade(
         // only grows on sockets that are sent to.
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(settings.ws_max_write_buffer_bytes)
-        .on_upgrade(move |socket| async move {
-            run_socket(state, socket, pre_auth).await;
-            drop(slot);
+        .on_upgrade(move |socket| {
+            // Boxed here, outside the task's own future: only the live
+            // socket's state stays with the task once setup is done.
+            let setup = Box::pin(open_socket(state, socket, pre_auth));
+            async move {
+                if let Some(live) = setup.await {
+                    live.run().await;
+                }
+                drop(slot);
+            }
         })
         .into_response()
 }
@@ -128,15 +135,24 @@ fn origin_allowed(headers: &HeaderMap, allowlist: &[String]) -> bool {
     matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }
 
-async fn close_now(mut socket: WebSocket, code: u16, reason: &'static str) {
-    metrics::counter!(rt_metrics::WS_CLOSES, "code" => code.to_string()).increment(1);
-    let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
-    };
-    if let Err(e) = socket.send(Message::Close(Some(frame))).await {
-        tracing::debug!(error = %e, "close frame not sent");
-    }
+/// Closes a socket that never got going. Boxed: the socket moves into this
+/// future, and inline its state would double the size of every socket's
+/// task.
+fn close_now(
+    mut socket: WebSocket,
+    code: u16,
+    reason: &'static str,
+) -> futures_util::future::BoxFuture<'static, ()> {
+    Box::pin(async move {
+        metrics::counter!(rt_metrics::WS_CLOSES, "code" => code.to_string()).increment(1);
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        if let Err(e) = socket.send(Message::Close(Some(frame))).await {
+            tracing::debug!(error = %e, "close frame not sent");
+        }
+    })
 }
 
 /// Waits for `{"type": "auth", "token": …}` as the first frame.
@@ -169,21 +185,47 @@ async fn first_frame_auth(
     }
 }
 
-/// One socket, from upgrade to close.
-async fn run_socket(state: AppState, mut socket: WebSocket, pre_auth: Option<AuthUser>) {
+/// A socket that is authenticated and registered: what its reader task
+/// keeps for the socket's life. The setup that produced it ([`open_socket`])
+/// runs in a future of its own, freed once the socket is live, so its
+/// larger states (the upgraded socket before the split, a store lookup, the
+/// registration) are not kept in every socket's task.
+struct LiveSocket {
+    state: AppState,
+    outbox: Arc<Outbox>,
+    actor: ActorRef<ConnectionMsg>,
+    stream: SplitStream<WebSocket>,
+    writer: tokio::task::JoinHandle<()>,
+    done: CancellationToken,
+    heartbeat: Duration,
+    /// The user's socket slot, freed when the socket is gone.
+    _slot: parley_actors::sockets::UserSlot,
+}
+
+/// Authenticates (unless the upgrade did), takes the user's slot, registers
+/// the socket with the realtime core and starts its writer; a socket that
+/// may not go live is closed here.
+async fn open_socket(
+    state: AppState,
+    mut socket: WebSocket,
+    pre_auth: Option<AuthUser>,
+) -> Option<LiveSocket> {
     let auth = match pre_auth {
         Some(auth) => auth,
         None => match first_frame_auth(&state, &mut socket).await {
             Ok(auth) => auth,
-            Err((code, reason)) => return close_now(socket, code, reason).await,
+            Err((code, reason)) => {
+                close_now(socket, code, reason).await;
+                return None;
+            }
         },
     };
     let realtime = &state.realtime;
-    // Held until this function returns, i.e. until the socket is gone.
-    let Some(_slot) =
+    let Some(slot) =
         realtime.reserve_slot(auth.user_id, state.settings.ws_max_connections_per_user)
     else {
-        return close_now(socket, close::POLICY, "too many connections for this user").await;
+        close_now(socket, close::POLICY, "too many connections for this user").await;
+        return None;
     };
     let (outbox, receivers) = realtime.outbox(auth.user_id, auth.session_id);
     let heartbeat = Duration::from_secs(state.settings.ws_heartbeat_secs.max(1));
@@ -198,7 +240,8 @@ async fn run_socket(state: AppState, mut socket: WebSocket, pre_auth: Option<Aut
         Ok(actor) => actor,
         Err(e) => {
             tracing::error!(error = %e, "socket not accepted into the realtime core");
-            return close_now(socket, 1011, "server error").await;
+            close_now(socket, 1011, "server error").await;
+            return None;
         }
     };
     // A token revoked between the check and the registration still closes.
@@ -208,14 +251,38 @@ async fn run_socket(state: AppState, mut socket: WebSocket, pre_auth: Option<Aut
     let (sink, stream) = socket.split();
     let done = CancellationToken::new();
     let writer = tokio::spawn(write_loop(sink, receivers, heartbeat, done.clone()));
-    read_loop(&state, stream, &outbox, &actor, heartbeat, &done).await;
-    realtime.disconnect(&outbox, &actor);
-    // Let the writer send what is queued and the close frame.
-    if !outbox.is_closing() {
-        outbox.close(1000, "bye");
-    }
-    if let Err(e) = writer.await {
-        tracing::error!(error = %e, "socket writer failed");
+    Some(LiveSocket {
+        state,
+        outbox,
+        actor,
+        stream,
+        writer,
+        done,
+        heartbeat,
+        _slot: slot,
+    })
+}
+
+impl LiveSocket {
+    /// Reads until the socket ends, then unregisters it and lets the writer
+    /// send what is queued and the close frame.
+    async fn run(mut self) {
+        read_loop(
+            &self.state,
+            &mut self.stream,
+            &self.outbox,
+            &self.actor,
+            self.heartbeat,
+            &self.done,
+        )
+        .await;
+        self.state.realtime.disconnect(&self.outbox, &self.actor);
+        if !self.outbox.is_closing() {
+            self.outbox.close(1000, "bye");
+        }
+        if let Err(e) = (&mut self.writer).await {
+            tracing::error!(error = %e, "socket writer failed");
+        }
     }
 }
 
@@ -248,7 +315,7 @@ fn push_frame(outbox: &Outbox, frame: &ServerFrame) {
 
 async fn read_loop(
     state: &AppState,
-    mut stream: SplitStream<WebSocket>,
+    stream: &mut SplitStream<WebSocket>,
     outbox: &Arc<Outbox>,
     actor: &ActorRef<ConnectionMsg>,
     heartbeat: Duration,
