@@ -275,7 +275,8 @@ pub(super) struct PreparedMessages {
 #[derive(Debug)]
 pub(super) enum Written {
     Rows(Vec<MessageRow>),
-    /// These client ids were stored by another writer meanwhile.
+    /// These client ids were already stored (a retried send, or another
+    /// writer meanwhile); nothing was kept.
     Raced(Vec<usize>),
 }
 
@@ -375,7 +376,8 @@ pub(super) fn insert_messages_sql(n: usize) -> String {
         .join(", ");
     format!(
         "insert into messages (id, room_id, seq, author_id, body, reply_to, client_id, \
-           created_at) values {rows} returning {}",
+           created_at) values {rows} \
+         on conflict (room_id, author_id, client_id) do nothing returning {}",
         message_columns!()
     )
 }
@@ -441,29 +443,15 @@ macro_rules! impl_chat_store {
             use $crate::storage::{convert_all, db_err, parse_col, to_ms};
 
             impl $store {
-                /// The first step of storing messages: finds retried sends
-                /// (outside any transaction: in SQLite a transaction that
-                /// reads before it writes cannot take the write lock once
-                /// another writer committed) and client ids repeated within
-                /// the batch.
-                async fn prepare_messages(
-                    &self,
+                /// The first step of storing messages: marks client ids
+                /// repeated within the batch. Retried sends (a client id
+                /// already stored) are found by the insert itself, which
+                /// skips them ([`Written::Raced`]); the common case thus
+                /// costs no lookup.
+                fn prepare_messages(
                     batch: Vec<NewMessage>,
                 ) -> StoreResult<$crate::storage::chat::PreparedMessages> {
                     let mut prepared = $crate::storage::chat::PreparedMessages::new(batch)?;
-                    for i in 0..prepared.batch.len() {
-                        let new = &prepared.batch[i];
-                        if let Some(client_id) = new.client_id.as_deref() {
-                            let author = new.author_id.to_string();
-                            if let Some(row) = self
-                                .message_by_client_id(&prepared.room, &author, client_id)
-                                .await?
-                            {
-                                prepared.out[i] =
-                                    Some(Created::Existing(self.one_with_reactions(row).await?));
-                            }
-                        }
-                    }
                     prepared.mark_duplicates();
                     Ok(prepared)
                 }
@@ -495,29 +483,6 @@ macro_rules! impl_chat_store {
                     let Some((last,)) = last else {
                         return Err(StoreError::Other(format!("no room with id {room}")));
                     };
-                    // Look again now that writers are ordered.
-                    let mut raced = Vec::new();
-                    for &i in &fresh {
-                        let new = &prepared.batch[i];
-                        if let Some(client_id) = new.client_id.as_deref() {
-                            let found: Option<(String,)> = sqlx::query_as(
-                                "select id from messages \
-                                 where room_id = $1 and author_id = $2 and client_id = $3",
-                            )
-                            .bind(room)
-                            .bind(new.author_id.to_string())
-                            .bind(client_id)
-                            .fetch_optional(&mut **tx)
-                            .await
-                            .map_err(db_err)?;
-                            if found.is_some() {
-                                raced.push(i);
-                            }
-                        }
-                    }
-                    if !raced.is_empty() {
-                        return Ok(Written::Raced(raced));
-                    }
                     let first_seq = last - count + 1;
                     let sql = $crate::storage::chat::insert_messages_sql(fresh.len());
                     let mut insert = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql))
@@ -538,6 +503,21 @@ macro_rules! impl_chat_store {
                             .bind(to_ms(new.created_at));
                     }
                     let rows = insert.fetch_all(&mut **tx).await.map_err(db_err)?;
+                    if rows.len() < fresh.len() {
+                        // Some client ids were already stored (a retried
+                        // send, or another writer meanwhile): the caller
+                        // rolls back and answers those with what is stored.
+                        let written: std::collections::HashSet<&str> =
+                            rows.iter().map(|row| row.id.as_str()).collect();
+                        let raced = fresh
+                            .iter()
+                            .copied()
+                            .filter(|&i| {
+                                !written.contains(prepared.batch[i].id.to_string().as_str())
+                            })
+                            .collect();
+                        return Ok(Written::Raced(raced));
+                    }
                     // Each author has read what they wrote (no-op for a
                     // non-member); only ever moves a marker forward.
                     for (author, seq) in read_up_to {
@@ -1086,10 +1066,11 @@ macro_rules! impl_chat_store {
                     &self,
                     batch: Vec<NewMessage>,
                 ) -> StoreResult<Vec<Created<Message>>> {
-                    let mut prepared = self.prepare_messages(batch).await?;
-                    // A few rounds at most: a round ends early only when a
-                    // concurrent writer (another node) stored one of these
-                    // client ids after the check.
+                    let mut prepared = Self::prepare_messages(batch)?;
+                    // A few rounds at most: a round ends early only when
+                    // one of these client ids is already stored (a retried
+                    // send, or a concurrent writer on another node); the
+                    // next round stores the rest.
                     for _ in 0..4 {
                         if prepared.fresh().is_empty() {
                             break;
@@ -1127,7 +1108,7 @@ macro_rules! impl_chat_store {
                     // that room's.
                     let mut prepared = Vec::with_capacity(groups.len());
                     for group in groups {
-                        prepared.push(self.prepare_messages(group).await);
+                        prepared.push(Self::prepare_messages(group));
                     }
                     let together: StoreResult<Option<Vec<Vec<MessageRow>>>> = async {
                         let mut tx = self.pool.begin().await.map_err(db_err)?;
