@@ -354,33 +354,42 @@ impl PreparedMessages {
     }
 }
 
-/// `insert into messages` of `n` rows (8 placeholders each), returning
-/// every column.
+/// `($1, $2), ($3, $4), …`: `rows` tuples of `cols` numbered placeholders,
+/// for a `values` list (its columns are `column1`, `column2`, … in both
+/// SQLite and PostgreSQL).
+pub(super) fn values_sql(rows: usize, cols: usize) -> String {
+    let mut sql = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * cols + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// `insert into messages` of `n` rows (8 placeholders each), skipping
+/// client ids already stored, returning every column of what it wrote.
 pub(super) fn insert_messages_sql(n: usize) -> String {
-    let rows = (0..n)
-        .map(|r| {
-            let b = r * 8;
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
     format!(
         "insert into messages (id, room_id, seq, author_id, body, reply_to, client_id, \
-           created_at) values {rows} \
+           created_at) values {} \
          on conflict (room_id, author_id, client_id) do nothing returning {}",
+        values_sql(n, 8),
         message_columns!()
     )
 }
+
+/// Rows per `insert into messages` statement when storing many at once.
+pub(super) const INSERT_CHUNK: usize = 128;
 
 /// The key that makes a direct room unique: both ids, smaller first.
 pub(super) fn dm_key(a: UserId, b: UserId) -> String {
@@ -456,83 +465,149 @@ macro_rules! impl_chat_store {
                     Ok(prepared)
                 }
 
-                /// Stores the fresh messages of one room inside `tx`: takes
-                /// their seqs, inserts them in one statement, and moves each
-                /// author's read marker. Stops early (storing nothing) when
-                /// a client id was stored by someone else meanwhile.
-                async fn write_messages(
+                /// Stores the fresh messages of several rooms inside `tx` in
+                /// three statements whatever their number: one update takes
+                /// every room's seqs, inserts write the messages (in chunks
+                /// of [`INSERT_CHUNK`]), one update moves each author's read
+                /// marker. Per group: the rows written, or (storing nothing;
+                /// the caller rolls back) which client ids were already
+                /// stored.
+                async fn write_groups(
                     tx: &mut sqlx::Transaction<'static, $db>,
-                    prepared: &$crate::storage::chat::PreparedMessages,
-                ) -> StoreResult<$crate::storage::chat::Written> {
-                    use $crate::storage::chat::Written;
-                    let room = prepared.room.as_str();
-                    let fresh = prepared.fresh();
-                    let count = i64::try_from(fresh.len())
-                        .map_err(|_| StoreError::Other("batch too large".to_owned()))?;
-                    // Writing first takes the room's row lock (PostgreSQL)
-                    // or the write lock (SQLite): writers queue here.
-                    let last: Option<(i64,)> = sqlx::query_as(
-                        "update rooms set last_seq = last_seq + $2 where id = $1 \
-                         returning last_seq",
-                    )
-                    .bind(room)
-                    .bind(count)
-                    .fetch_optional(&mut **tx)
-                    .await
-                    .map_err(db_err)?;
-                    let Some((last,)) = last else {
-                        return Err(StoreError::Other(format!("no room with id {room}")));
-                    };
-                    let first_seq = last - count + 1;
-                    let sql = $crate::storage::chat::insert_messages_sql(fresh.len());
-                    let mut insert = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql))
-                        .persistent(fresh.len() <= 4);
-                    let mut read_up_to: std::collections::HashMap<UserId, i64> =
-                        std::collections::HashMap::new();
-                    for (seq, &i) in (first_seq..).zip(&fresh) {
-                        let new = &prepared.batch[i];
-                        read_up_to.insert(new.author_id, seq);
-                        insert = insert
-                            .bind(new.id.to_string())
-                            .bind(room)
-                            .bind(seq)
-                            .bind(new.author_id.to_string())
-                            .bind(new.body.as_str())
-                            .bind(new.reply_to.map(|id| id.to_string()))
-                            .bind(new.client_id.as_deref())
-                            .bind(to_ms(new.created_at));
+                    groups: &[&$crate::storage::chat::PreparedMessages],
+                ) -> StoreResult<Vec<$crate::storage::chat::Written>> {
+                    use std::collections::{HashMap, HashSet};
+                    use $crate::storage::chat::{INSERT_CHUNK, Written, values_sql};
+                    let fresh: Vec<Vec<usize>> = groups.iter().map(|p| p.fresh()).collect();
+                    // Each room once, with its count summed over its groups.
+                    let mut counts: Vec<(&str, i64)> = Vec::new();
+                    let mut slot: HashMap<&str, usize> = HashMap::new();
+                    for (p, f) in groups.iter().zip(&fresh) {
+                        if f.is_empty() {
+                            continue;
+                        }
+                        let n = i64::try_from(f.len())
+                            .map_err(|_| StoreError::Other("batch too large".to_owned()))?;
+                        let at = *slot.entry(p.room.as_str()).or_insert_with(|| {
+                            counts.push((p.room.as_str(), 0));
+                            counts.len() - 1
+                        });
+                        counts[at].1 += n;
                     }
-                    let rows = insert.fetch_all(&mut **tx).await.map_err(db_err)?;
-                    if rows.len() < fresh.len() {
+                    if counts.is_empty() {
+                        return Ok(groups.iter().map(|_| Written::Rows(Vec::new())).collect());
+                    }
+                    // Writing first takes the rooms' row locks (PostgreSQL)
+                    // or the write lock (SQLite): writers queue here.
+                    let sql = format!(
+                        "update rooms set last_seq = last_seq + v.column2 \
+                         from (values {}) as v where rooms.id = v.column1 \
+                         returning id, last_seq",
+                        values_sql(counts.len(), 2)
+                    );
+                    let mut update = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql))
+                        .persistent(counts.len() <= 4);
+                    for &(room, n) in &counts {
+                        update = update.bind(room).bind(n);
+                    }
+                    let lasts: HashMap<String, i64> =
+                        update.fetch_all(&mut **tx).await.map_err(db_err)?.into_iter().collect();
+                    let mut next: HashMap<&str, i64> = HashMap::new();
+                    for &(room, n) in &counts {
+                        let Some(last) = lasts.get(room) else {
+                            return Err(StoreError::Other(format!("no room with id {room}")));
+                        };
+                        next.insert(room, last - n + 1);
+                    }
+                    // Seqs in group order within each room.
+                    let mut planned: Vec<(&NewMessage, &str, i64)> = Vec::new();
+                    let mut read_up_to: HashMap<(&str, UserId), i64> = HashMap::new();
+                    for (p, f) in groups.iter().zip(&fresh) {
+                        let room = p.room.as_str();
+                        for &i in f {
+                            let Some(seq) = next.get_mut(room) else {
+                                return Err(StoreError::Other(format!("no room with id {room}")));
+                            };
+                            let new = &p.batch[i];
+                            planned.push((new, room, *seq));
+                            read_up_to.insert((room, new.author_id), *seq);
+                            *seq += 1;
+                        }
+                    }
+                    let mut rows: Vec<MessageRow> = Vec::with_capacity(planned.len());
+                    for chunk in planned.chunks(INSERT_CHUNK) {
+                        let sql = $crate::storage::chat::insert_messages_sql(chunk.len());
+                        let mut insert =
+                            sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql))
+                                .persistent(chunk.len() <= 4);
+                        for &(new, room, seq) in chunk {
+                            insert = insert
+                                .bind(new.id.to_string())
+                                .bind(room)
+                                .bind(seq)
+                                .bind(new.author_id.to_string())
+                                .bind(new.body.as_str())
+                                .bind(new.reply_to.map(|id| id.to_string()))
+                                .bind(new.client_id.as_deref())
+                                .bind(to_ms(new.created_at));
+                        }
+                        rows.extend(insert.fetch_all(&mut **tx).await.map_err(db_err)?);
+                    }
+                    let mut by_id: HashMap<String, MessageRow> =
+                        rows.into_iter().map(|row| (row.id.clone(), row)).collect();
+                    if by_id.len() < planned.len() {
                         // Some client ids were already stored (a retried
                         // send, or another writer meanwhile): the caller
                         // rolls back and answers those with what is stored.
-                        let written: std::collections::HashSet<&str> =
-                            rows.iter().map(|row| row.id.as_str()).collect();
-                        let raced = fresh
+                        let written: HashSet<&str> = by_id.keys().map(String::as_str).collect();
+                        return Ok(groups
                             .iter()
-                            .copied()
-                            .filter(|&i| {
-                                !written.contains(prepared.batch[i].id.to_string().as_str())
+                            .zip(&fresh)
+                            .map(|(p, f)| {
+                                let raced: Vec<usize> = f
+                                    .iter()
+                                    .copied()
+                                    .filter(|&i| {
+                                        !written.contains(p.batch[i].id.to_string().as_str())
+                                    })
+                                    .collect();
+                                if raced.is_empty() {
+                                    Written::Rows(Vec::new())
+                                } else {
+                                    Written::Raced(raced)
+                                }
                             })
-                            .collect();
-                        return Ok(Written::Raced(raced));
+                            .collect());
                     }
                     // Each author has read what they wrote (no-op for a
                     // non-member); only ever moves a marker forward.
-                    for (author, seq) in read_up_to {
-                        sqlx::query(
-                            "update room_members set last_read_seq = $3 \
-                             where room_id = $1 and user_id = $2 and last_read_seq < $3",
-                        )
-                        .bind(room)
-                        .bind(author.to_string())
-                        .bind(seq)
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(db_err)?;
+                    let markers: Vec<((&str, UserId), i64)> = read_up_to.into_iter().collect();
+                    let sql = format!(
+                        "update room_members set last_read_seq = v.column3 \
+                         from (values {}) as v \
+                         where room_members.room_id = v.column1 \
+                           and room_members.user_id = v.column2 \
+                           and room_members.last_read_seq < v.column3",
+                        values_sql(markers.len(), 3)
+                    );
+                    let mut update = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(markers.len() <= 4);
+                    for ((room, author), seq) in markers {
+                        update = update.bind(room).bind(author.to_string()).bind(seq);
                     }
-                    Ok(Written::Rows(rows))
+                    update.execute(&mut **tx).await.map_err(db_err)?;
+                    let mut out = Vec::with_capacity(groups.len());
+                    for (p, f) in groups.iter().zip(&fresh) {
+                        let mut mine = Vec::with_capacity(f.len());
+                        for &i in f {
+                            let id = p.batch[i].id.to_string();
+                            let row = by_id.remove(&id).ok_or_else(|| {
+                                StoreError::Other("a stored message was not returned".to_owned())
+                            })?;
+                            mine.push(row);
+                        }
+                        out.push(Written::Rows(mine));
+                    }
+                    Ok(out)
                 }
 
                 /// After a race: the messages another writer stored.
@@ -1076,7 +1151,8 @@ macro_rules! impl_chat_store {
                             break;
                         }
                         let mut tx = self.pool.begin().await.map_err(db_err)?;
-                        match Self::write_messages(&mut tx, &prepared).await? {
+                        let written = Self::write_groups(&mut tx, &[&prepared]).await?.pop();
+                        match written.unwrap_or(Written::Rows(Vec::new())) {
                             Written::Rows(rows) => {
                                 tx.commit().await.map_err(db_err)?;
                                 prepared.stored(rows)?;
@@ -1111,20 +1187,19 @@ macro_rules! impl_chat_store {
                         prepared.push(Self::prepare_messages(group));
                     }
                     let together: StoreResult<Option<Vec<Vec<MessageRow>>>> = async {
+                        let ready: Vec<&$crate::storage::chat::PreparedMessages> =
+                            prepared.iter().filter_map(|p| p.as_ref().ok()).collect();
                         let mut tx = self.pool.begin().await.map_err(db_err)?;
+                        let mut written = Self::write_groups(&mut tx, &ready).await?.into_iter();
                         let mut all = Vec::with_capacity(prepared.len());
                         for p in &prepared {
-                            let rows = match p {
-                                Ok(p) if !p.fresh().is_empty() => {
-                                    match Self::write_messages(&mut tx, p).await? {
-                                        Written::Rows(rows) => rows,
-                                        Written::Raced(_) => {
-                                            tx.rollback().await.map_err(db_err)?;
-                                            return Ok(None);
-                                        }
-                                    }
-                                }
-                                _ => Vec::new(),
+                            if p.is_err() {
+                                all.push(Vec::new());
+                                continue;
+                            }
+                            let Some(Written::Rows(rows)) = written.next() else {
+                                tx.rollback().await.map_err(db_err)?;
+                                return Ok(None);
                             };
                             all.push(rows);
                         }
@@ -2324,6 +2399,57 @@ pub(super) mod tests {
         );
         assert_eq!(send(&*store, first.id, alice, "after").await.seq, 4);
         assert_eq!(send(&*store, second.id, alice, "after").await.seq, 5);
+
+        // A retried client id among new messages is answered with what is
+        // stored, and the rest is stored; a room with two groups takes
+        // consecutive seqs in group order.
+        let summary =
+            |out: Vec<Result<Vec<Created<Message>>, StoreError>>| -> Vec<Vec<(bool, i64)>> {
+                out.into_iter()
+                    .map(|group| {
+                        group
+                            .expect("stored")
+                            .into_iter()
+                            .map(|c| (matches!(c, Created::New(_)), c.into_inner().seq))
+                            .collect()
+                    })
+                    .collect()
+            };
+        let out = store
+            .create_message_groups(vec![
+                vec![new_message(first.id, alice, "a5")],
+                vec![new_message(second.id, alice, "b6")],
+                vec![keyed.clone(), new_message(first.id, alice, "a6")],
+            ])
+            .await;
+        assert_eq!(
+            summary(out),
+            vec![
+                vec![(true, 5)],
+                vec![(true, 6)],
+                vec![(false, 2), (true, 6)]
+            ]
+        );
+        let out = store
+            .create_message_groups(vec![
+                vec![new_message(first.id, alice, "a7")],
+                vec![new_message(second.id, alice, "b7")],
+                vec![
+                    new_message(first.id, alice, "a8"),
+                    new_message(first.id, alice, "a9"),
+                ],
+            ])
+            .await;
+        assert_eq!(
+            summary(out),
+            vec![vec![(true, 7)], vec![(true, 7)], vec![(true, 8), (true, 9)]]
+        );
+        let page = store
+            .list_messages(first.id, history(None, Some(6), 10, None))
+            .await
+            .expect("history");
+        let bodies: Vec<(i64, &str)> = page.iter().map(|m| (m.seq, m.body.as_str())).collect();
+        assert_eq!(bodies, [(7, "a7"), (8, "a8"), (9, "a9")]);
     }
 
     pub(in crate::storage) async fn messages_are_edited_reacted_to_and_deleted(
