@@ -6,14 +6,12 @@
 //! own: the connect options, the migrations and full-text search (FTS5).
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use parley_actors::store::StoreResult;
 use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::chat::MessageRow;
 use super::{ACQUIRE_TIMEOUT, db_err, migrate_err, revert_latest};
@@ -28,8 +26,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Stops the WAL checkpointer when the last clone of the store goes.
-    _checkpointer: Option<Arc<DropGuard>>,
 }
 
 impl SqliteStore {
@@ -38,48 +34,8 @@ impl SqliteStore {
     pub async fn connect(database_url: &str, max_connections: u32) -> StoreResult<Self> {
         let pool = open(database_url, max_connections).await?;
         MIGRATOR.run(&pool).await.map_err(migrate_err)?;
-        let checkpointer =
-            (!is_in_memory(database_url)).then(|| Arc::new(spawn_checkpointer(pool.clone())));
-        Ok(Self {
-            pool,
-            _checkpointer: checkpointer,
-        })
+        Ok(Self { pool })
     }
-}
-
-/// How often the background checkpointer copies the WAL into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-
-/// Connections never checkpoint on commit (`wal_autocheckpoint=0`): a
-/// checkpoint copies pages into the database and syncs it, and run by the
-/// committing connection it would stall every message send queued behind
-/// that commit. This task checkpoints instead, once a second, PASSIVE (it
-/// waits for no reader and blocks no writer), on a pool connection of its
-/// own. SQLite still checkpoints when the last connection closes.
-fn spawn_checkpointer(pool: SqlitePool) -> DropGuard {
-    let stop = CancellationToken::new();
-    let stopped = stop.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tokio::select! {
-                () = stopped.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            if pool.is_closed() {
-                break;
-            }
-            if let Err(e) = sqlx::query("pragma wal_checkpoint(PASSIVE)")
-                .execute(&pool)
-                .await
-                && !pool.is_closed()
-            {
-                tracing::warn!(error = %e, "WAL checkpoint failed; retrying in a second");
-            }
-        }
-    });
-    stop.drop_guard()
 }
 
 impl_store!(SqliteStore);
@@ -149,9 +105,7 @@ async fn open(database_url: &str, max_connections: u32) -> StoreResult<SqlitePoo
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(BUSY_TIMEOUT)
-        // See `spawn_checkpointer`.
-        .pragma("wal_autocheckpoint", "0");
+        .busy_timeout(BUSY_TIMEOUT);
     let pool = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
     let pool = if is_in_memory(database_url) {
         // An in-memory database lives as long as a connection to it: keep
@@ -333,41 +287,5 @@ mod tests {
             .await
             .expect("pragma");
         assert_eq!(fk.0, 1);
-    }
-
-    #[tokio::test]
-    async fn commits_leave_checkpoints_to_the_background_checkpointer() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("busy.db");
-        let url = format!("sqlite://{}", path.display());
-        let store = SqliteStore::connect(&url, 2).await.expect("connect");
-        let auto: (i64,) = sqlx::query_as("pragma wal_autocheckpoint")
-            .fetch_one(&store.pool)
-            .await
-            .expect("pragma");
-        assert_eq!(auto.0, 0, "commits must not checkpoint");
-        sqlx::query("create table filler (body text not null)")
-            .execute(&store.pool)
-            .await
-            .expect("create");
-        let before = std::fs::metadata(&path).expect("db file").len();
-        let body = "x".repeat(4000);
-        for _ in 0..100 {
-            sqlx::query("insert into filler (body) values ($1)")
-                .bind(&body)
-                .execute(&store.pool)
-                .await
-                .expect("insert");
-        }
-        // The rows reach the database file itself only by a checkpoint.
-        let mut grown = false;
-        for _ in 0..50 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            if std::fs::metadata(&path).expect("db file").len() >= before + 400_000 {
-                grown = true;
-                break;
-            }
-        }
-        assert!(grown, "the WAL was not checkpointed into the database file");
     }
 }
