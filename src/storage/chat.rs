@@ -2332,6 +2332,20 @@ pub(super) mod tests {
         assert_eq!(send(&*store, room.id, bob, "still gapless").await.seq, 7);
     }
 
+    /// Per group of a `create_message_groups` answer: (stored now, seq) of
+    /// each message.
+    fn stored_seqs(out: Vec<Result<Vec<Created<Message>>, StoreError>>) -> Vec<Vec<(bool, i64)>> {
+        out.into_iter()
+            .map(|group| {
+                group
+                    .expect("stored")
+                    .into_iter()
+                    .map(|c| (matches!(c, Created::New(_)), c.into_inner().seq))
+                    .collect()
+            })
+            .collect()
+    }
+
     pub(in crate::storage) async fn groups_of_rooms_commit_together_and_fail_alone(
         _: String,
         store: Arc<dyn Store>,
@@ -2354,18 +2368,8 @@ pub(super) mod tests {
             ],
         ];
         let out = store.create_message_groups(groups).await;
-        let seqs: Vec<Vec<(bool, i64)>> = out
-            .into_iter()
-            .map(|group| {
-                group
-                    .expect("stored")
-                    .into_iter()
-                    .map(|c| (matches!(c, Created::New(_)), c.into_inner().seq))
-                    .collect()
-            })
-            .collect();
         assert_eq!(
-            seqs,
+            stored_seqs(out),
             vec![
                 vec![(true, 1), (true, 2), (false, 2)],
                 vec![(true, 2), (true, 3)]
@@ -2403,18 +2407,6 @@ pub(super) mod tests {
         // A retried client id among new messages is answered with what is
         // stored, and the rest is stored; a room with two groups takes
         // consecutive seqs in group order.
-        let summary =
-            |out: Vec<Result<Vec<Created<Message>>, StoreError>>| -> Vec<Vec<(bool, i64)>> {
-                out.into_iter()
-                    .map(|group| {
-                        group
-                            .expect("stored")
-                            .into_iter()
-                            .map(|c| (matches!(c, Created::New(_)), c.into_inner().seq))
-                            .collect()
-                    })
-                    .collect()
-            };
         let out = store
             .create_message_groups(vec![
                 vec![new_message(first.id, alice, "a5")],
@@ -2423,7 +2415,7 @@ pub(super) mod tests {
             ])
             .await;
         assert_eq!(
-            summary(out),
+            stored_seqs(out),
             vec![
                 vec![(true, 5)],
                 vec![(true, 6)],
@@ -2441,7 +2433,7 @@ pub(super) mod tests {
             ])
             .await;
         assert_eq!(
-            summary(out),
+            stored_seqs(out),
             vec![vec![(true, 7)], vec![(true, 7)], vec![(true, 8), (true, 9)]]
         );
         let page = store
