@@ -145,6 +145,11 @@ fn describe() {
         "Messages stored in one transaction across rooms (group commit)"
     );
     metrics::describe_histogram!(
+        rt::COMMIT_DURATION,
+        metrics::Unit::Seconds,
+        "Time the store took for one group commit of messages"
+    );
+    metrics::describe_histogram!(
         rt::SEND_BATCH,
         "Messages a room stored in one transaction (group commit)"
     );

@@ -31,3 +31,5 @@ pub const MESSAGES_STORED: &str = "messages_stored_total";
 pub const SEND_BATCH: &str = "room_send_batch_size";
 /// Histogram: messages stored per transaction across rooms (group commit).
 pub const COMMIT_MESSAGES: &str = "message_commit_size";
+/// Histogram (seconds): how long one group commit took in the store.
+pub const COMMIT_DURATION: &str = "message_commit_duration_seconds";

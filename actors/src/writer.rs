@@ -67,7 +67,9 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
         metrics::histogram!(telemetry::COMMIT_MESSAGES).record(messages as f64);
         let (groups, replies): (Vec<_>, Vec<_>) =
             jobs.into_iter().map(|j| (j.batch, j.reply)).unzip();
+        let started = std::time::Instant::now();
         let answers = store.create_message_groups(groups).await;
+        metrics::histogram!(telemetry::COMMIT_DURATION).record(started.elapsed().as_secs_f64());
         for (answer, reply) in answers.into_iter().zip(replies) {
             // The room may have stopped waiting; nothing to do then.
             let _ = reply.send(answer);

@@ -1150,7 +1150,7 @@ macro_rules! impl_chat_store {
                         if prepared.fresh().is_empty() {
                             break;
                         }
-                        let mut tx = self.pool.begin().await.map_err(db_err)?;
+                        let mut tx = self.writer.begin().await.map_err(db_err)?;
                         let written = Self::write_groups(&mut tx, &[&prepared]).await?.pop();
                         match written.unwrap_or(Written::Rows(Vec::new())) {
                             Written::Rows(rows) => {
@@ -1189,7 +1189,7 @@ macro_rules! impl_chat_store {
                     let together: StoreResult<Option<Vec<Vec<MessageRow>>>> = async {
                         let ready: Vec<&$crate::storage::chat::PreparedMessages> =
                             prepared.iter().filter_map(|p| p.as_ref().ok()).collect();
-                        let mut tx = self.pool.begin().await.map_err(db_err)?;
+                        let mut tx = self.writer.begin().await.map_err(db_err)?;
                         let mut written = Self::write_groups(&mut tx, &ready).await?.into_iter();
                         let mut all = Vec::with_capacity(prepared.len());
                         for p in &prepared {

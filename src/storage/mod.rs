@@ -418,6 +418,7 @@ macro_rules! impl_store {
             }
 
             async fn close(&self) {
+                self.writer.close().await;
                 self.pool.close().await;
             }
 

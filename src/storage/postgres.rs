@@ -23,6 +23,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Where message sends are written; the same pool (PostgreSQL takes
+    /// concurrent writers).
+    writer: PgPool,
 }
 
 impl PgStore {
@@ -31,7 +34,10 @@ impl PgStore {
     pub async fn connect(database_url: &str, max_connections: u32) -> StoreResult<Self> {
         let pool = open(database_url, max_connections).await?;
         MIGRATOR.run(&pool).await.map_err(migrate_err)?;
-        Ok(Self { pool })
+        Ok(Self {
+            writer: pool.clone(),
+            pool,
+        })
     }
 }
 

@@ -26,6 +26,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection, kept open, that writes every message send (the
+    /// message writer's group commits). SQLite has one writer at a time
+    /// anyway; on its own connection the writer keeps its page cache,
+    /// which a pool connection loses whenever another connection wrote
+    /// since its last use.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -34,7 +40,13 @@ impl SqliteStore {
     pub async fn connect(database_url: &str, max_connections: u32) -> StoreResult<Self> {
         let pool = open(database_url, max_connections).await?;
         MIGRATOR.run(&pool).await.map_err(migrate_err)?;
-        Ok(Self { pool })
+        let writer = if is_in_memory(database_url) {
+            // The pool's one connection is the whole database.
+            pool.clone()
+        } else {
+            open_writer(database_url).await?
+        };
+        Ok(Self { pool, writer })
     }
 }
 
@@ -96,16 +108,7 @@ fn fts_query(raw: &str) -> Option<String> {
 
 /// Opens a pool without touching the schema.
 async fn open(database_url: &str, max_connections: u32) -> StoreResult<SqlitePool> {
-    let options = SqliteConnectOptions::from_str(database_url)
-        .map_err(db_err)?
-        .create_if_missing(true)
-        // WAL lets readers run while one connection writes; with it,
-        // synchronous=NORMAL is durable across application crashes and only
-        // risks the last commits on power loss.
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(BUSY_TIMEOUT);
+    let options = connect_options(database_url)?;
     let pool = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
     let pool = if is_in_memory(database_url) {
         // An in-memory database lives as long as a connection to it: keep
@@ -118,6 +121,33 @@ async fn open(database_url: &str, max_connections: u32) -> StoreResult<SqlitePoo
         pool.max_connections(max_connections.max(1))
     };
     pool.connect_with(options).await.map_err(db_err)
+}
+
+/// The message writer's own connection: one, opened now and never closed
+/// for idleness or age, so its page cache stays warm.
+async fn open_writer(database_url: &str) -> StoreResult<SqlitePool> {
+    SqlitePoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(connect_options(database_url)?)
+        .await
+        .map_err(db_err)
+}
+
+fn connect_options(database_url: &str) -> StoreResult<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str(database_url)
+        .map_err(db_err)?
+        .create_if_missing(true)
+        // WAL lets readers run while one connection writes; with it,
+        // synchronous=NORMAL is durable across application crashes and only
+        // risks the last commits on power loss.
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT))
 }
 
 /// Whether the URL names an in-memory database (`sqlite::memory:`,
