@@ -203,6 +203,7 @@ impl Application {
             }
         });
         let upkeep = tokio::spawn(upkeep(state.clone(), shutdown.clone()));
+        let heartbeat = tokio::spawn(heartbeat(state.clone(), shutdown.clone()));
         let metrics_server = metrics_listener.map(|listener| {
             let router = http::metrics_router(state.clone());
             let stop = shutdown.clone();
@@ -243,7 +244,7 @@ impl Application {
             }
         };
         shutdown.cancel();
-        for task in [signals, upkeep, sockets_closed] {
+        for task in [signals, upkeep, heartbeat, sockets_closed] {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "background task failed");
             }
@@ -318,6 +319,21 @@ async fn upkeep(state: AppState, shutdown: CancellationToken) {
                 state.accounts.prune();
                 state.limits.retain_recent();
             }
+            () = shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// Pings every socket once per `ws_heartbeat_secs`: one timer for the
+/// whole server instead of one per socket. A socket that answers nothing
+/// for twice that long is closed by its reader (4000).
+async fn heartbeat(state: AppState, shutdown: CancellationToken) {
+    let period = Duration::from_secs(state.settings.ws_heartbeat_secs.max(1));
+    let mut tick = tokio::time::interval(period);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => state.realtime.sockets().ping_all(),
             () = shutdown.cancelled() => break,
         }
     }

@@ -258,7 +258,7 @@ impl Realtime {
         &self,
         user: UserId,
         session: SessionId,
-    ) -> (Arc<Outbox>, crate::sockets::OutboxReceivers) {
+    ) -> (Arc<Outbox>, crate::sockets::OutboxReader) {
         Outbox::new(
             user,
             session,

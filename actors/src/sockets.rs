@@ -1,19 +1,25 @@
 //! Who is connected where: the lookup registry fan-out delivers through.
 //!
-//! Each socket has an [`Outbox`]: two bounded queues drained by the socket's
-//! one writer task — durable events (messages, edits, reactions,
+//! Each socket has an [`Outbox`]: two bounded queues behind one lock,
+//! drained by the socket's one writer task — durable events (messages, edits, reactions,
 //! membership, acks) and ephemeral ones (typing, presence). A full ephemeral
 //! queue sheds the event; a full durable queue closes the socket with 4009
 //! (the client resumes from its last seq). Nothing here awaits, so a slow
-//! socket never slows a room.
+//! socket never slows a room. The writer is woken through one waker, and
+//! the heartbeat ping and the close request travel in the same queue state,
+//! so a busy writer waits on nothing else.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
+use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use tokio::sync::{mpsc, watch};
+use futures_util::task::AtomicWaker;
+use tokio::sync::Notify;
 
 use crate::blocks::BlockIndex;
 use crate::domain::{ConnectionId, RoomId, SessionId, UserId};
@@ -29,15 +35,68 @@ pub struct CloseReason {
     pub reason: String,
 }
 
-/// The receiving ends, owned by the socket's writer task.
-#[derive(Debug)]
-pub struct OutboxReceivers {
-    /// Durable events, in order.
-    pub durable: mpsc::Receiver<Bytes>,
-    /// Ephemeral events.
-    pub ephemeral: mpsc::Receiver<Bytes>,
-    /// Becomes `Some` when the socket must close.
-    pub close: watch::Receiver<Option<CloseReason>>,
+/// What the writer is to do next (see [`OutboxReader::next`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Write this text frame.
+    Frame(Bytes),
+    /// Send a WebSocket ping (the heartbeat asked for one).
+    Ping,
+    /// Send the close frame and stop. For an orderly close (1000, 1001)
+    /// the durable frames queued before it come first.
+    Close(CloseReason),
+}
+
+/// The queues behind one lock. Empty queues own no memory, so an idle
+/// socket's outbox costs only this struct.
+#[derive(Debug, Default)]
+struct Queues {
+    durable: VecDeque<Bytes>,
+    ephemeral: VecDeque<Bytes>,
+    ping: bool,
+    close: Option<CloseReason>,
+    /// The writer is gone: nothing queued will be written.
+    detached: bool,
+}
+
+/// A drained queue holding room for more entries than this gives it back
+/// (after a burst or a replay), so idle sockets stay small.
+const KEEP_CAPACITY: usize = 64;
+
+impl Queues {
+    fn pop_durable(&mut self) -> Option<Bytes> {
+        let frame = self.durable.pop_front();
+        if self.durable.is_empty() && self.durable.capacity() > KEEP_CAPACITY {
+            self.durable = VecDeque::new();
+        }
+        frame
+    }
+
+    fn pop_ephemeral(&mut self) -> Option<Bytes> {
+        let frame = self.ephemeral.pop_front();
+        if self.ephemeral.is_empty() && self.ephemeral.capacity() > KEEP_CAPACITY {
+            self.ephemeral = VecDeque::new();
+        }
+        frame
+    }
+
+    fn take(&mut self) -> Option<Next> {
+        let orderly = self
+            .close
+            .as_ref()
+            .map(|c| c.code == 1000 || c.code == close::GOING_AWAY);
+        match orderly {
+            // Events queued before an orderly close are still delivered.
+            Some(true) => self.pop_durable().map(Next::Frame),
+            Some(false) => None,
+            None => self
+                .pop_durable()
+                .or_else(|| self.pop_ephemeral())
+                .map(Next::Frame)
+                .or_else(|| std::mem::take(&mut self.ping).then_some(Next::Ping)),
+        }
+        .or_else(|| self.close.clone().map(Next::Close))
+    }
 }
 
 /// The sending side of one socket.
@@ -46,11 +105,16 @@ pub struct Outbox {
     pub id: ConnectionId,
     pub user_id: UserId,
     pub session_id: SessionId,
-    durable: mpsc::Sender<Bytes>,
-    ephemeral: mpsc::Sender<Bytes>,
-    close: watch::Sender<Option<CloseReason>>,
-    /// Set with the close reason: checked on every push without a lock.
+    queues: Mutex<Queues>,
+    durable_capacity: usize,
+    ephemeral_capacity: usize,
+    /// The writer task, woken by every push.
+    writer: AtomicWaker,
+    /// Set with the close reason: checked on every push without the lock.
     closing: AtomicBool,
+    /// Replays waiting for room in the durable queue, and how many.
+    space: Notify,
+    space_waiters: AtomicUsize,
     /// Rooms this socket receives.
     rooms: Mutex<HashSet<RoomId>>,
 }
@@ -66,33 +130,42 @@ pub enum Pushed {
     Closed,
 }
 
+/// The receiving side, owned by the socket's writer task. Dropping it
+/// (the writer ended) makes every later push answer [`Pushed::Closed`].
+#[derive(Debug)]
+pub struct OutboxReader {
+    outbox: Arc<Outbox>,
+}
+
 impl Outbox {
-    /// A new outbox with queues of the given sizes, and its receivers.
+    /// A new outbox with queues of the given sizes, and its reader.
     pub fn new(
         user_id: UserId,
         session_id: SessionId,
         durable_capacity: usize,
         ephemeral_capacity: usize,
-    ) -> (Arc<Self>, OutboxReceivers) {
-        let (durable_tx, durable_rx) = mpsc::channel(durable_capacity.max(1));
-        let (ephemeral_tx, ephemeral_rx) = mpsc::channel(ephemeral_capacity.max(1));
-        let (close_tx, close_rx) = watch::channel(None);
+    ) -> (Arc<Self>, OutboxReader) {
         let outbox = Arc::new(Self {
             id: ConnectionId::new(),
             user_id,
             session_id,
-            durable: durable_tx,
-            ephemeral: ephemeral_tx,
-            close: close_tx,
+            queues: Mutex::new(Queues::default()),
+            durable_capacity: durable_capacity.max(1),
+            ephemeral_capacity: ephemeral_capacity.max(1),
+            writer: AtomicWaker::new(),
             closing: AtomicBool::new(false),
+            space: Notify::new(),
+            space_waiters: AtomicUsize::new(0),
             rooms: Mutex::new(HashSet::new()),
         });
-        let receivers = OutboxReceivers {
-            durable: durable_rx,
-            ephemeral: ephemeral_rx,
-            close: close_rx,
+        let reader = OutboxReader {
+            outbox: Arc::clone(&outbox),
         };
-        (outbox, receivers)
+        (outbox, reader)
+    }
+
+    fn queues(&self) -> MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Queues a frame without waiting.
@@ -100,65 +173,94 @@ impl Outbox {
         if self.is_closing() {
             return Pushed::Closed;
         }
+        let mut queues = self.queues();
+        if queues.detached || queues.close.is_some() {
+            return Pushed::Closed;
+        }
         if ephemeral {
-            return match self.ephemeral.try_send(bytes) {
-                Ok(()) => Pushed::Queued,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    metrics::counter!(telemetry::SHED).increment(1);
-                    Pushed::Shed
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => Pushed::Closed,
-            };
-        }
-        match self.durable.try_send(bytes) {
-            Ok(()) => Pushed::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics::counter!(telemetry::SLOW_CONSUMER_CLOSES).increment(1);
-                tracing::info!(conn = %self.id, user = %self.user_id, "slow consumer: closing with 4009");
-                self.close(
-                    close::SLOW_CONSUMER,
-                    "slow consumer: resume from your last seq",
-                );
-                Pushed::Closed
+            if queues.ephemeral.len() >= self.ephemeral_capacity {
+                drop(queues);
+                metrics::counter!(telemetry::SHED).increment(1);
+                return Pushed::Shed;
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Pushed::Closed,
+            queues.ephemeral.push_back(bytes);
+        } else {
+            if queues.durable.len() >= self.durable_capacity {
+                drop(queues);
+                self.slow_consumer();
+                return Pushed::Closed;
+            }
+            queues.durable.push_back(bytes);
         }
+        drop(queues);
+        self.writer.wake();
+        Pushed::Queued
+    }
+
+    fn slow_consumer(&self) {
+        metrics::counter!(telemetry::SLOW_CONSUMER_CLOSES).increment(1);
+        tracing::info!(conn = %self.id, user = %self.user_id, "slow consumer: closing with 4009");
+        self.close(
+            close::SLOW_CONSUMER,
+            "slow consumer: resume from your last seq",
+        );
     }
 
     /// Queues a durable frame, waiting up to `patience` for room: for
     /// replays, which must not overrun the queue but may wait for the client.
     /// A client that does not make room in time is closed as a slow consumer.
-    pub async fn push_waiting(&self, bytes: Bytes, patience: std::time::Duration) -> Pushed {
-        if self.is_closing() {
-            return Pushed::Closed;
-        }
-        match self.durable.send_timeout(bytes, patience).await {
-            Ok(()) => Pushed::Queued,
-            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                metrics::counter!(telemetry::SLOW_CONSUMER_CLOSES).increment(1);
-                self.close(
-                    close::SLOW_CONSUMER,
-                    "slow consumer: resume from your last seq",
-                );
-                Pushed::Closed
+    pub async fn push_waiting(&self, bytes: Bytes, patience: Duration) -> Pushed {
+        let deadline = tokio::time::Instant::now() + patience;
+        self.space_waiters.fetch_add(1, Ordering::AcqRel);
+        let pushed = loop {
+            // Registered before the check, so a drain in between is not missed.
+            let space = self.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            {
+                let mut queues = self.queues();
+                if queues.detached || queues.close.is_some() {
+                    break Pushed::Closed;
+                }
+                if queues.durable.len() < self.durable_capacity {
+                    queues.durable.push_back(bytes);
+                    drop(queues);
+                    self.writer.wake();
+                    break Pushed::Queued;
+                }
             }
-            Err(mpsc::error::SendTimeoutError::Closed(_)) => Pushed::Closed,
-        }
+            if tokio::time::timeout_at(deadline, space).await.is_err() {
+                self.slow_consumer();
+                break Pushed::Closed;
+            }
+        };
+        self.space_waiters.fetch_sub(1, Ordering::AcqRel);
+        pushed
     }
 
     /// Asks the writer to close the socket (the first reason wins).
     pub fn close(&self, code: u16, reason: &str) {
         self.closing.store(true, Ordering::Release);
-        self.close.send_if_modified(|current| {
-            if current.is_some() {
-                return false;
-            }
-            *current = Some(CloseReason {
+        let mut queues = self.queues();
+        if queues.close.is_none() {
+            queues.close = Some(CloseReason {
                 code,
                 reason: reason.to_owned(),
             });
-            true
-        });
+            drop(queues);
+            self.writer.wake();
+            self.space.notify_waiters();
+        }
+    }
+
+    /// Asks the writer to send a heartbeat ping (at most one is pending).
+    pub fn ping(&self) {
+        let mut queues = self.queues();
+        if queues.close.is_none() && !queues.ping {
+            queues.ping = true;
+            drop(queues);
+            self.writer.wake();
+        }
     }
 
     /// Whether a close has been asked for.
@@ -166,13 +268,84 @@ impl Outbox {
         self.closing.load(Ordering::Acquire)
     }
 
-    fn rooms(&self) -> std::sync::MutexGuard<'_, HashSet<RoomId>> {
+    /// The close asked for, if any.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.queues().close.clone()
+    }
+
+    fn rooms(&self) -> MutexGuard<'_, HashSet<RoomId>> {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether this socket receives the room.
     pub fn in_room(&self, room: RoomId) -> bool {
         self.rooms().contains(&room)
+    }
+}
+
+impl OutboxReader {
+    /// The next thing to write: frames first (durable before ephemeral),
+    /// then a pending ping, then the close. Waits while there is nothing.
+    pub async fn next(&self) -> Next {
+        poll_fn(|cx| {
+            if let Some(next) = self.try_next() {
+                return Poll::Ready(next);
+            }
+            self.outbox.writer.register(cx.waker());
+            // A push between the check and the registration woke nobody.
+            self.try_next().map_or(Poll::Pending, Poll::Ready)
+        })
+        .await
+    }
+
+    /// The next queued frame, without waiting (to fill a write batch).
+    pub fn try_frame(&self) -> Option<Bytes> {
+        let frame = {
+            let mut queues = self.outbox.queues();
+            let orderly = queues
+                .close
+                .as_ref()
+                .is_none_or(|c| c.code == 1000 || c.code == close::GOING_AWAY);
+            if !orderly {
+                return None;
+            }
+            let frame = queues.pop_durable();
+            if frame.is_some() || queues.close.is_some() {
+                frame
+            } else {
+                queues.pop_ephemeral()
+            }
+        };
+        if frame.is_some() {
+            self.made_room();
+        }
+        frame
+    }
+
+    fn try_next(&self) -> Option<Next> {
+        let next = self.outbox.queues().take();
+        if matches!(next, Some(Next::Frame(_))) {
+            self.made_room();
+        }
+        next
+    }
+
+    fn made_room(&self) {
+        if self.outbox.space_waiters.load(Ordering::Acquire) > 0 {
+            self.outbox.space.notify_waiters();
+        }
+    }
+}
+
+impl Drop for OutboxReader {
+    fn drop(&mut self) {
+        let mut queues = self.outbox.queues();
+        queues.detached = true;
+        queues.durable = VecDeque::new();
+        queues.ephemeral = VecDeque::new();
+        drop(queues);
+        self.outbox.closing.store(true, Ordering::Release);
+        self.outbox.space.notify_waiters();
     }
 }
 
@@ -254,6 +427,13 @@ impl Drop for UserSlot {
 }
 
 impl Sockets {
+    /// Asks every socket's writer for a heartbeat ping.
+    pub fn ping_all(&self) {
+        for entry in &self.conns {
+            entry.value().ping();
+        }
+    }
+
     /// Reserves one of `cap` socket slots for `user`, atomically; `None`
     /// when all are taken.
     pub fn reserve_slot(self: &Arc<Self>, user: UserId, cap: usize) -> Option<UserSlot> {
@@ -502,8 +682,8 @@ mod tests {
         let blocks = BlockIndex::default();
         let (alice, bob) = (UserId::new(), UserId::new());
         let room = RoomId::new();
-        let (a, mut a_rx) = Outbox::new(alice, SessionId::new(), 8, 8);
-        let (b, mut b_rx) = Outbox::new(bob, SessionId::new(), 8, 8);
+        let (a, a_rx) = Outbox::new(alice, SessionId::new(), 8, 8);
+        let (b, b_rx) = Outbox::new(bob, SessionId::new(), 8, 8);
         sockets.register(&a, [room]);
         sockets.register(&b, [room]);
         assert_eq!(
@@ -515,10 +695,10 @@ mod tests {
             sockets.deliver_room(room, &delivery("y", false, Some(bob)), &blocks),
             1
         );
-        assert_eq!(a_rx.durable.recv().await.as_deref(), Some(&b"x"[..]));
-        assert!(a_rx.durable.try_recv().is_err(), "alice blocked bob: no y");
-        assert_eq!(b_rx.durable.recv().await.as_deref(), Some(&b"x"[..]));
-        assert_eq!(b_rx.durable.recv().await.as_deref(), Some(&b"y"[..]));
+        assert_eq!(a_rx.next().await, Next::Frame(Bytes::from_static(b"x")));
+        assert_eq!(a_rx.try_frame(), None, "alice blocked bob: no y");
+        assert_eq!(b_rx.next().await, Next::Frame(Bytes::from_static(b"x")));
+        assert_eq!(b_rx.try_frame(), Some(Bytes::from_static(b"y")));
         assert_eq!(sockets.unregister(&a), 0);
         assert_eq!(
             sockets.deliver_room(room, &delivery("z", false, None), &blocks),
@@ -541,8 +721,68 @@ mod tests {
             Pushed::Closed
         );
         assert_eq!(
-            rx.close.borrow().as_ref().map(|c| c.code),
+            outbox.close_reason().map(|c| c.code),
             Some(close::SLOW_CONSUMER)
+        );
+        // Not an orderly close: nothing queued is written before it.
+        assert!(matches!(
+            rx.next().await,
+            Next::Close(CloseReason {
+                code: close::SLOW_CONSUMER,
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_writer_gets_durable_then_ephemeral_then_ping_then_an_orderly_close() {
+        let (outbox, rx) = Outbox::new(UserId::new(), SessionId::new(), 8, 8);
+        outbox.ping();
+        outbox.ping();
+        assert_eq!(outbox.push(Bytes::from_static(b"t"), true), Pushed::Queued);
+        assert_eq!(outbox.push(Bytes::from_static(b"m"), false), Pushed::Queued);
+        assert_eq!(rx.next().await, Next::Frame(Bytes::from_static(b"m")));
+        assert_eq!(rx.next().await, Next::Frame(Bytes::from_static(b"t")));
+        assert_eq!(rx.next().await, Next::Ping, "two pings asked, one sent");
+        assert_eq!(outbox.push(Bytes::from_static(b"e"), true), Pushed::Queued);
+        assert_eq!(outbox.push(Bytes::from_static(b"d"), false), Pushed::Queued);
+        outbox.close(1000, "bye");
+        assert_eq!(
+            outbox.push(Bytes::from_static(b"late"), false),
+            Pushed::Closed
+        );
+        // An orderly close still writes the durable frames queued before it.
+        assert_eq!(rx.try_frame(), Some(Bytes::from_static(b"d")));
+        assert_eq!(rx.try_frame(), None, "the ephemeral one is dropped");
+        assert!(matches!(
+            rx.next().await,
+            Next::Close(CloseReason { code: 1000, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_push_gets_room_when_the_writer_drains_and_fails_when_it_is_gone() {
+        let (outbox, rx) = Outbox::new(UserId::new(), SessionId::new(), 1, 1);
+        assert_eq!(outbox.push(Bytes::from_static(b"1"), false), Pushed::Queued);
+        let waiting = {
+            let outbox = Arc::clone(&outbox);
+            tokio::spawn(async move {
+                outbox
+                    .push_waiting(Bytes::from_static(b"2"), Duration::from_secs(10))
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(rx.next().await, Next::Frame(Bytes::from_static(b"1")));
+        assert_eq!(waiting.await.expect("join"), Pushed::Queued);
+        assert_eq!(rx.next().await, Next::Frame(Bytes::from_static(b"2")));
+        drop(rx);
+        assert_eq!(outbox.push(Bytes::from_static(b"3"), false), Pushed::Closed);
+        assert_eq!(
+            outbox
+                .push_waiting(Bytes::from_static(b"4"), Duration::from_secs(10))
+                .await,
+            Pushed::Closed
         );
     }
 }

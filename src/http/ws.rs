@@ -23,7 +23,7 @@ use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota};
 use parley_actors::connection::ConnectionMsg;
 use parley_actors::protocol::{CLIENT_TYPES, ClientFrame, ServerFrame, close};
-use parley_actors::sockets::{Outbox, OutboxReceivers};
+use parley_actors::sockets::{CloseReason, Next, Outbox, OutboxReader};
 use parley_actors::telemetry as rt_metrics;
 use ractor::ActorRef;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +34,8 @@ use crate::startup::AppState;
 
 /// Frames fed to the socket before one flush.
 const WRITE_BATCH: usize = 64;
+/// How long a closed socket waits for the client's close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(3);
 
 /// Bytes buffered before the WebSocket layer writes to the socket.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
@@ -198,8 +200,8 @@ struct LiveSocket {
     writer: tokio::task::JoinHandle<()>,
     done: CancellationToken,
     heartbeat: Duration,
-    /// The user's socket slot, freed when the socket is gone.
-    _slot: parley_actors::sockets::UserSlot,
+    /// The user's socket slot, freed once the socket is unregistered.
+    slot: Option<parley_actors::sockets::UserSlot>,
 }
 
 /// Authenticates (unless the upgrade did), takes the user's slot, registers
@@ -250,7 +252,7 @@ async fn open_socket(
     }
     let (sink, stream) = socket.split();
     let done = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(sink, receivers, heartbeat, done.clone()));
+    let writer = tokio::spawn(write_loop(sink, receivers, done.clone()));
     Some(LiveSocket {
         state,
         outbox,
@@ -259,7 +261,7 @@ async fn open_socket(
         writer,
         done,
         heartbeat,
-        _slot: slot,
+        slot: Some(slot),
     })
 }
 
@@ -282,6 +284,19 @@ impl LiveSocket {
         }
         if let Err(e) = (&mut self.writer).await {
             tracing::error!(error = %e, "socket writer failed");
+        }
+        // The user may open another socket while this one lingers.
+        self.slot = None;
+        // The closing handshake: read (and drop) what the client still
+        // sends until its close frame arrives. Closed at once, the socket
+        // would answer a late frame (a pong to a ping the client had not
+        // read yet) with a reset, and the client could fail on it before
+        // reading our close frame and its code.
+        let drained = tokio::time::timeout(CLOSE_LINGER, async {
+            while let Some(Ok(_)) = self.stream.next().await {}
+        });
+        if drained.await.is_err() {
+            tracing::debug!("the client did not finish the closing handshake");
         }
     }
 }
@@ -481,44 +496,29 @@ fn diagnose(text: &str) -> ServerFrame {
 
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    rx: OutboxReceivers,
-    heartbeat: Duration,
+    outbox: OutboxReader,
     done: CancellationToken,
 ) {
-    let OutboxReceivers {
-        mut durable,
-        mut ephemeral,
-        mut close,
-    } = rx;
-    let mut ping = tokio::time::interval(heartbeat);
-    ping.tick().await;
     let result: Result<(), axum::Error> = async {
         loop {
-            // A close is seen before the next frame is written (one atomic
-            // load); the select below only waits for it when all is quiet,
-            // so a busy socket does not re-register with the watch and the
-            // timer for every frame. The close path is boxed: it runs once,
-            // and inline it would grow every idle socket's task.
-            if close.has_changed().unwrap_or(true) {
-                return Box::pin(close_socket(&mut sink, &mut durable, &mut close)).await;
-            }
-            tokio::select! {
-                biased;
-                Some(bytes) = durable.recv() => {
+            match outbox.next().await {
+                // Whatever else is queued goes out in the same write, up to
+                // a batch.
+                Next::Frame(bytes) => {
                     sink.feed(text(bytes)).await?;
-                    drain(&mut sink, &mut durable, &mut ephemeral).await?;
+                    let mut fed = 1;
+                    while fed < WRITE_BATCH
+                        && let Some(bytes) = outbox.try_frame()
+                    {
+                        sink.feed(text(bytes)).await?;
+                        fed += 1;
+                    }
+                    sink.flush().await?;
                 }
-                Some(bytes) = ephemeral.recv() => {
-                    sink.feed(text(bytes)).await?;
-                    drain(&mut sink, &mut durable, &mut ephemeral).await?;
-                }
-                _ = close.changed() => {
-                    return Box::pin(close_socket(&mut sink, &mut durable, &mut close)).await;
-                }
-                _ = ping.tick() => {
-                    sink.send(Message::Ping(Bytes::new())).await?;
-                }
-                else => return Ok(()),
+                Next::Ping => sink.send(Message::Ping(Bytes::new())).await?,
+                // Boxed: it runs once, and inline it would grow every idle
+                // socket's task.
+                Next::Close(reason) => return Box::pin(close_socket(&mut sink, reason)).await,
             }
         }
     }
@@ -529,51 +529,18 @@ async fn write_loop(
     done.cancel();
 }
 
-/// Sends the close frame (1000 when the outbox went away without a
-/// reason); an orderly close first delivers what is queued.
+/// Sends the close frame (an orderly close has had its queued events
+/// written first: see `OutboxReader::next`).
 async fn close_socket(
     sink: &mut SplitSink<WebSocket, Message>,
-    durable: &mut tokio::sync::mpsc::Receiver<Bytes>,
-    close: &mut tokio::sync::watch::Receiver<Option<parley_actors::sockets::CloseReason>>,
+    reason: CloseReason,
 ) -> Result<(), axum::Error> {
-    let reason = close
-        .borrow_and_update()
-        .clone()
-        .unwrap_or(parley_actors::sockets::CloseReason {
-            code: 1000,
-            reason: String::new(),
-        });
-    if reason.code == close::GOING_AWAY || reason.code == 1000 {
-        while let Ok(bytes) = durable.try_recv() {
-            sink.feed(text(bytes)).await?;
-        }
-    }
     metrics::counter!(rt_metrics::WS_CLOSES, "code" => reason.code.to_string()).increment(1);
     sink.send(Message::Close(Some(CloseFrame {
         code: reason.code,
         reason: Utf8Bytes::from(reason.reason),
     })))
     .await
-}
-
-/// Feeds whatever else is queued (durable first), up to a batch, then flushes.
-async fn drain(
-    sink: &mut SplitSink<WebSocket, Message>,
-    durable: &mut tokio::sync::mpsc::Receiver<Bytes>,
-    ephemeral: &mut tokio::sync::mpsc::Receiver<Bytes>,
-) -> Result<(), axum::Error> {
-    let mut fed = 1;
-    while fed < WRITE_BATCH {
-        match durable.try_recv() {
-            Ok(bytes) => sink.feed(text(bytes)).await?,
-            Err(_) => match ephemeral.try_recv() {
-                Ok(bytes) => sink.feed(text(bytes)).await?,
-                Err(_) => break,
-            },
-        }
-        fed += 1;
-    }
-    sink.flush().await
 }
 
 fn text(bytes: Bytes) -> Message {
