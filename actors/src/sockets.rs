@@ -80,22 +80,23 @@ impl Queues {
         frame
     }
 
-    fn take(&mut self) -> Option<Next> {
-        let orderly = self
-            .close
-            .as_ref()
-            .map(|c| c.code == 1000 || c.code == close::GOING_AWAY);
-        match orderly {
-            // Events queued before an orderly close are still delivered.
-            Some(true) => self.pop_durable().map(Next::Frame),
-            Some(false) => None,
-            None => self
-                .pop_durable()
-                .or_else(|| self.pop_ephemeral())
-                .map(Next::Frame)
-                .or_else(|| std::mem::take(&mut self.ping).then_some(Next::Ping)),
+    /// The next frame to write: durable first; once a close is asked
+    /// for, only the durable frames of an orderly close (1000, 1001).
+    fn take_frame(&mut self) -> Option<Bytes> {
+        match &self.close {
+            None => self.pop_durable().or_else(|| self.pop_ephemeral()),
+            Some(c) if c.code == 1000 || c.code == close::GOING_AWAY => self.pop_durable(),
+            Some(_) => None,
         }
-        .or_else(|| self.close.clone().map(Next::Close))
+    }
+
+    fn take(&mut self) -> Option<Next> {
+        self.take_frame()
+            .map(Next::Frame)
+            .or_else(|| {
+                (self.close.is_none() && std::mem::take(&mut self.ping)).then_some(Next::Ping)
+            })
+            .or_else(|| self.close.clone().map(Next::Close))
     }
 }
 
@@ -300,22 +301,7 @@ impl OutboxReader {
 
     /// The next queued frame, without waiting (to fill a write batch).
     pub fn try_frame(&self) -> Option<Bytes> {
-        let frame = {
-            let mut queues = self.outbox.queues();
-            let orderly = queues
-                .close
-                .as_ref()
-                .is_none_or(|c| c.code == 1000 || c.code == close::GOING_AWAY);
-            if !orderly {
-                return None;
-            }
-            let frame = queues.pop_durable();
-            if frame.is_some() || queues.close.is_some() {
-                frame
-            } else {
-                queues.pop_ephemeral()
-            }
-        };
+        let frame = self.outbox.queues().take_frame();
         if frame.is_some() {
             self.made_room();
         }

@@ -14,6 +14,9 @@ use crate::telemetry;
 /// The most messages stored in one transaction across rooms.
 const MAX_MESSAGES: usize = 512;
 
+/// A group commit this slow is logged (at `warn`).
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 type Answer = StoreResult<Vec<Created<Message>>>;
 
 #[derive(Debug)]
@@ -67,9 +70,20 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
         metrics::histogram!(telemetry::COMMIT_MESSAGES).record(messages as f64);
         let (groups, replies): (Vec<_>, Vec<_>) =
             jobs.into_iter().map(|j| (j.batch, j.reply)).unzip();
+        let rooms = groups.len();
         let started = std::time::Instant::now();
         let answers = store.create_message_groups(groups).await;
-        metrics::histogram!(telemetry::COMMIT_DURATION).record(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        metrics::histogram!(telemetry::COMMIT_DURATION).record(took.as_secs_f64());
+        if took >= SLOW_COMMIT {
+            // Every room's sends wait behind this one writer.
+            tracing::warn!(
+                took_ms = took.as_millis(),
+                messages,
+                rooms,
+                "slow group commit"
+            );
+        }
         for (answer, reply) in answers.into_iter().zip(replies) {
             // The room may have stopped waiting; nothing to do then.
             let _ = reply.send(answer);
