@@ -324,16 +324,22 @@ async fn upkeep(state: AppState, shutdown: CancellationToken) {
     }
 }
 
-/// Pings every socket once per `ws_heartbeat_secs`: one timer for the
-/// whole server instead of one per socket. A socket that answers nothing
-/// for twice that long is closed by its reader (4000).
+/// Pings every socket once per `ws_heartbeat_secs`, from one task instead
+/// of a timer per socket: four times a second it pings one share of the
+/// sockets, so the pings are spread over the interval. A socket that
+/// answers nothing for twice the interval is closed by its reader (4000).
 async fn heartbeat(state: AppState, shutdown: CancellationToken) {
-    let period = Duration::from_secs(state.settings.ws_heartbeat_secs.max(1));
-    let mut tick = tokio::time::interval(period);
+    const SHARES_PER_SECOND: u64 = 4;
+    let shares = state.settings.ws_heartbeat_secs.max(1) * SHARES_PER_SECOND;
+    let mut tick = tokio::time::interval(Duration::from_millis(1000 / SHARES_PER_SECOND));
     tick.tick().await;
+    let mut share = 0;
     loop {
         tokio::select! {
-            _ = tick.tick() => state.realtime.sockets().ping_all(),
+            _ = tick.tick() => {
+                state.realtime.sockets().ping_share(share, shares);
+                share = (share + 1) % shares;
+            }
             () = shutdown.cancelled() => break,
         }
     }

@@ -413,10 +413,17 @@ impl Drop for UserSlot {
 }
 
 impl Sockets {
-    /// Asks every socket's writer for a heartbeat ping.
-    pub fn ping_all(&self) {
+    /// Asks one share of the sockets (share `share` of `shares`, by their
+    /// connection id's random bits) for a heartbeat ping. Pinging a share at
+    /// a time spreads the pings (and the pongs) over the interval instead
+    /// of sending ten thousand at once.
+    pub fn ping_share(&self, share: u64, shares: u64) {
+        let shares = shares.max(1);
         for entry in &self.conns {
-            entry.value().ping();
+            let bits = entry.key().as_uuid().as_u128() as u64;
+            if bits % shares == share % shares {
+                entry.value().ping();
+            }
         }
     }
 
