@@ -180,7 +180,10 @@ pub async fn run_plan(ctx: &Ctx, a: &RestArgs, plan: RestPlan) -> anyhow::Result
     while issued < total {
         tick.tick().await;
         let t = started.elapsed();
-        let due = ((a.rate * t.as_secs_f64()) as u64).min(total);
+        // Request i is due at i / rate: by time t, floor(rate·t) + 1 of
+        // them are (without the + 1 each went out a full interval late,
+        // and that interval counted as latency: +50 ms at 20 req/s).
+        let due = ((a.rate * t.as_secs_f64()) as u64 + 1).min(total);
         while issued < due {
             let due_at = started + Duration::from_secs_f64(issued as f64 / a.rate);
             let permit = match Arc::clone(&sem).try_acquire_owned() {
