@@ -229,7 +229,7 @@ async fn open_socket(
         close_now(socket, close::POLICY, "too many connections for this user").await;
         return None;
     };
-    let (outbox, receivers) = realtime.outbox(auth.user_id, auth.session_id);
+    let (outbox, reader) = realtime.outbox(auth.user_id, auth.session_id);
     let heartbeat = Duration::from_secs(state.settings.ws_heartbeat_secs.max(1));
     let connected = realtime
         .connect(
@@ -252,7 +252,7 @@ async fn open_socket(
     }
     let (sink, stream) = socket.split();
     let done = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(sink, receivers, done.clone()));
+    let writer = tokio::spawn(write_loop(sink, reader, done.clone()));
     Some(LiveSocket {
         state,
         outbox,
