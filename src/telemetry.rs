@@ -27,6 +27,15 @@ pub const PASSWORD_HASH_DURATION: &str = "password_hash_duration_seconds";
 /// Gauge: sessions held in the in-memory revocation view.
 pub const REVOKED_SESSIONS_TRACKED: &str = "revoked_sessions_tracked";
 
+/// Histogram (seconds): one pass of the SQLite search indexer (a batch of
+/// new and changed messages into the index file).
+pub const SEARCH_INDEX_PASS_DURATION: &str = "search_index_pass_duration_seconds";
+/// Counter: messages the SQLite search indexer has indexed.
+pub const SEARCH_INDEXED: &str = "search_indexed_messages_total";
+/// Gauge: messages stored but not yet in the SQLite search index (as of the
+/// indexer's last pass).
+pub const SEARCH_INDEX_BACKLOG: &str = "search_index_backlog";
+
 /// Latency buckets (seconds) shared by every histogram, so they aggregate
 /// across nodes (summaries would not).
 const LATENCY_BUCKETS: &[f64] = &[

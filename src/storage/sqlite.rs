@@ -6,6 +6,7 @@
 //! own: the connect options, the migrations and full-text search (FTS5).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parley_actors::store::StoreResult;
@@ -14,6 +15,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::chat::MessageRow;
+use super::search::{self, SearchIndex};
 use super::{ACQUIRE_TIMEOUT, db_err, migrate_err, revert_latest};
 
 /// The SQLite schema, embedded at build time.
@@ -32,13 +34,23 @@ pub struct SqliteStore {
     /// which a pool connection loses whenever another connection wrote
     /// since its last use.
     writer: SqlitePool,
+    /// The full-text index, in a file of its own (see `storage/search.rs`).
+    search: Arc<SearchIndex>,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `database_url` and applies
     /// pending migrations.
     pub async fn connect(database_url: &str, max_connections: u32) -> StoreResult<Self> {
-        let pool = open(database_url, max_connections).await?;
+        let index = if is_in_memory(database_url) {
+            ":memory:".to_owned()
+        } else {
+            let options = connect_options(database_url)?;
+            search::index_path(options.get_filename())
+                .to_string_lossy()
+                .into_owned()
+        };
+        let pool = open_attached(database_url, max_connections, index).await?;
         MIGRATOR.run(&pool).await.map_err(migrate_err)?;
         let writer = if is_in_memory(database_url) {
             // The pool's one connection is the whole database.
@@ -46,7 +58,12 @@ impl SqliteStore {
         } else {
             open_writer(database_url).await?
         };
-        Ok(Self { pool, writer })
+        let search = SearchIndex::start(pool.clone()).await?;
+        Ok(Self {
+            pool,
+            writer,
+            search,
+        })
     }
 }
 
@@ -68,10 +85,11 @@ impl SqliteStore {
         let Some(fts_query) = fts_query(query) else {
             return Ok(Vec::new());
         };
+        self.search.before_search().await?;
         sqlx::query_as::<_, MessageRow>(concat!(
             "select ",
             m_message_columns!(),
-            " from messages_fts \
+            " from search.messages_fts \
              join messages m on m.num = messages_fts.rowid \
              join room_members rm on rm.room_id = m.room_id and rm.user_id = $1 \
              where messages_fts match $2 \
@@ -109,8 +127,33 @@ fn fts_query(raw: &str) -> Option<String> {
 /// Opens a pool without touching the schema.
 async fn open(database_url: &str, max_connections: u32) -> StoreResult<SqlitePool> {
     let options = connect_options(database_url)?;
+    pool_options(database_url, max_connections)
+        .connect_with(options)
+        .await
+        .map_err(db_err)
+}
+
+/// Opens the main pool: every connection has the search index (the file
+/// `index`, or `:memory:`) attached as `search`.
+async fn open_attached(
+    database_url: &str,
+    max_connections: u32,
+    index: String,
+) -> StoreResult<SqlitePool> {
+    let options = connect_options(database_url)?;
+    pool_options(database_url, max_connections)
+        .after_connect(move |conn, _| {
+            let index = index.clone();
+            Box::pin(async move { search::attach(conn, &index).await })
+        })
+        .connect_with(options)
+        .await
+        .map_err(db_err)
+}
+
+fn pool_options(database_url: &str, max_connections: u32) -> SqlitePoolOptions {
     let pool = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
-    let pool = if is_in_memory(database_url) {
+    if is_in_memory(database_url) {
         // An in-memory database lives as long as a connection to it: keep
         // exactly one, forever, so every caller sees the same data.
         pool.max_connections(1)
@@ -119,8 +162,7 @@ async fn open(database_url: &str, max_connections: u32) -> StoreResult<SqlitePoo
             .max_lifetime(None)
     } else {
         pool.max_connections(max_connections.max(1))
-    };
-    pool.connect_with(options).await.map_err(db_err)
+    }
 }
 
 /// The message writer's own connection: one, opened now and never closed
@@ -223,12 +265,17 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn the_search_index_follows_edits_deletes_and_cascades() {
-        use parley_actors::domain::{MessageBody, MessageId, RoomId, RoomName, Visibility};
-        use parley_actors::store::{ChatStore, NewMessage, NewRoom, Store};
+    /// A store on a new file, with one user and one room of theirs.
+    async fn store_with_room(
+        dir: &tempfile::TempDir,
+    ) -> (
+        SqliteStore,
+        parley_actors::domain::UserId,
+        parley_actors::domain::RoomId,
+    ) {
+        use parley_actors::domain::{RoomId, RoomName, Visibility};
+        use parley_actors::store::{ChatStore, NewRoom, Store};
 
-        let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite:{}", dir.path().join("fts.db").display());
         let store = SqliteStore::connect(&url, 2).await.expect("connect");
         let owner = store
@@ -236,7 +283,6 @@ mod tests {
             .await
             .expect("user")
             .id;
-        let at = crate::storage::tests::t(0);
         let room = store
             .create_room(NewRoom {
                 id: RoomId::new(),
@@ -244,60 +290,165 @@ mod tests {
                 topic: None,
                 visibility: Visibility::Public,
                 owner,
-                created_at: at,
+                created_at: crate::storage::tests::t(0),
             })
             .await
             .expect("room");
-        let mut ids = Vec::new();
-        for body in ["alpha beta", "gamma", "delta"] {
-            let new = NewMessage {
-                id: MessageId::new(),
-                room_id: room.id,
-                author_id: owner,
-                body: MessageBody::parse(body).expect("body"),
-                reply_to: None,
-                client_id: None,
-                created_at: at,
-            };
-            ids.push(
-                store
-                    .create_message(new)
-                    .await
-                    .expect("send")
-                    .into_inner()
-                    .id,
-            );
-        }
-        let check = || async {
-            // Compares the index with the content table; fails on any drift.
-            sqlx::query(
-                "insert into messages_fts (messages_fts, rank) values ('integrity-check', 1)",
-            )
-            .execute(&store.pool)
-            .await
-            .expect("index in step with messages");
+        (store, owner, room.id)
+    }
+
+    async fn send(
+        store: &SqliteStore,
+        owner: parley_actors::domain::UserId,
+        room: parley_actors::domain::RoomId,
+        body: &str,
+    ) -> parley_actors::domain::MessageId {
+        use parley_actors::domain::{MessageBody, MessageId};
+        use parley_actors::store::{ChatStore, NewMessage};
+
+        let new = NewMessage {
+            id: MessageId::new(),
+            room_id: room,
+            author_id: owner,
+            body: MessageBody::parse(body).expect("body"),
+            reply_to: None,
+            client_id: None,
+            created_at: crate::storage::tests::t(0),
         };
-        check().await;
         store
-            .update_message_body(ids[0], MessageBody::parse("epsilon").expect("body"), at)
+            .create_message(new)
+            .await
+            .expect("send")
+            .into_inner()
+            .id
+    }
+
+    /// The bodies a search finds, sorted.
+    async fn found(
+        store: &SqliteStore,
+        owner: parley_actors::domain::UserId,
+        words: &str,
+    ) -> Vec<String> {
+        use parley_actors::store::ChatStore;
+
+        let mut bodies: Vec<String> = store
+            .search_messages(owner, words, None, 50)
+            .await
+            .expect("search")
+            .into_iter()
+            .map(|m| m.body.as_str().to_owned())
+            .collect();
+        bodies.sort();
+        bodies
+    }
+
+    #[tokio::test]
+    async fn the_search_index_follows_edits_deletes_and_cascades() {
+        use parley_actors::domain::MessageBody;
+        use parley_actors::store::ChatStore;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, owner, room) = store_with_room(&dir).await;
+        let at = crate::storage::tests::t(0);
+        let alpha = send(&store, owner, room, "alpha beta").await;
+        let gamma = send(&store, owner, room, "gamma beta").await;
+        send(&store, owner, room, "delta").await;
+        // Found at once: a search brings the index up to date first.
+        assert_eq!(
+            found(&store, owner, "beta").await,
+            ["alpha beta", "gamma beta"]
+        );
+        store
+            .update_message_body(alpha, MessageBody::parse("epsilon").expect("body"), at)
             .await
             .expect("edit");
-        store.delete_message(ids[1], at).await.expect("delete");
-        check().await;
+        store.delete_message(gamma, at).await.expect("delete");
+        assert!(found(&store, owner, "beta").await.is_empty());
+        assert!(found(&store, owner, "alpha").await.is_empty());
+        assert_eq!(found(&store, owner, "epsilon").await, ["epsilon"]);
         // The vacuum would renumber implicit rowids; `num` keeps them.
         sqlx::query("vacuum")
             .execute(&store.pool)
             .await
             .expect("vacuum");
-        check().await;
-        store.delete_room(room.id).await.expect("delete room");
-        check().await;
-        let left: (i64,) =
-            sqlx::query_as("select count(*) from messages_fts where messages_fts match 'epsilon'")
-                .fetch_one(&store.pool)
-                .await
-                .expect("count");
-        assert_eq!(left.0, 0);
+        assert_eq!(found(&store, owner, "delta").await, ["delta"]);
+        store.delete_room(room).await.expect("delete room");
+        assert!(store.search.catch_up(10).await.expect("index"));
+        let left: (i64,) = sqlx::query_as(
+            "select count(*) from search.messages_fts where messages_fts match 'epsilon OR delta'",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .expect("count");
+        assert_eq!(left.0, 0, "the room's rows left the index with it");
+        let pending: (i64,) = sqlx::query_as("select count(*) from search_dirty")
+            .fetch_one(&store.pool)
+            .await
+            .expect("count");
+        assert_eq!(pending.0, 0, "processed changes are cleared");
+    }
+
+    #[tokio::test]
+    async fn a_reused_row_number_is_indexed_as_the_new_row() {
+        use parley_actors::store::ChatStore;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, owner, room) = store_with_room(&dir).await;
+        send(&store, owner, room, "kept").await;
+        assert_eq!(found(&store, owner, "kept").await, ["kept"]);
+        // The newest row goes (with its room), so SQLite hands its number
+        // to the next row.
+        let second = store
+            .create_room(parley_actors::store::NewRoom {
+                id: parley_actors::domain::RoomId::new(),
+                name: parley_actors::domain::RoomName::parse("second").expect("name"),
+                topic: None,
+                visibility: parley_actors::domain::Visibility::Public,
+                owner,
+                created_at: crate::storage::tests::t(0),
+            })
+            .await
+            .expect("room")
+            .id;
+        send(&store, owner, second, "doomed").await;
+        assert_eq!(found(&store, owner, "doomed").await, ["doomed"]);
+        let (top_before,): (i64,) = sqlx::query_as("select max(num) from messages")
+            .fetch_one(&store.pool)
+            .await
+            .expect("max");
+        store.delete_room(second).await.expect("delete room");
+        send(&store, owner, room, "reborn").await;
+        let (top_after,): (i64,) = sqlx::query_as("select max(num) from messages")
+            .fetch_one(&store.pool)
+            .await
+            .expect("max");
+        assert_eq!(top_after, top_before, "SQLite reused the number");
+        assert_eq!(found(&store, owner, "reborn").await, ["reborn"]);
+        assert!(found(&store, owner, "doomed").await.is_empty());
+        assert_eq!(found(&store, owner, "kept").await, ["kept"]);
+    }
+
+    #[tokio::test]
+    async fn a_lost_index_file_is_rebuilt_from_the_messages() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, owner, room) = store_with_room(&dir).await;
+        for i in 0..5 {
+            send(&store, owner, room, &format!("note {i}")).await;
+        }
+        assert_eq!(found(&store, owner, "note").await.len(), 5);
+        store.pool.close().await;
+        store.writer.close().await;
+        let index = dir.path().join("fts.search.db");
+        assert!(index.exists(), "the index is a file of its own");
+        for suffix in ["", "-wal", "-shm"] {
+            let path = format!("{}{suffix}", index.display());
+            if std::path::Path::new(&path).exists() {
+                std::fs::remove_file(&path).expect("remove index");
+            }
+        }
+        let url = format!("sqlite:{}", dir.path().join("fts.db").display());
+        let store = SqliteStore::connect(&url, 2).await.expect("reopen");
+        assert_eq!(found(&store, owner, "note").await.len(), 5);
     }
 
     #[tokio::test]
