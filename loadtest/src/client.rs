@@ -127,9 +127,12 @@ impl OpenError {
 }
 
 /// Per-socket buffers kept small: the harness may hold 18,000 sockets.
+/// The read buffer is also zero-filled before every read (tungstenite),
+/// so its size is CPU per received frame: 2 KiB holds several of the
+/// ~300-byte frames the scenarios send, and grows for a larger one.
 pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(0)
         .max_message_size(Some(1 << 20))
         .max_frame_size(Some(1 << 20))

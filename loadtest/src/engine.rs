@@ -761,19 +761,29 @@ impl SlotTask {
     /// One connection generation: commands and frames until it ends.
     async fn serve(&mut self, mut ws: client::Ws, state: &mut SlotState) -> Ended {
         let stats = Arc::clone(&self.shared.stats);
+        // Made once, not on every turn of the loop: this loop runs once per
+        // received frame, and the harness shares the CPU with the server.
+        let mut stop = self.stop.clone();
+        let stopped = async move {
+            while !*stop.borrow_and_update() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        tokio::pin!(stopped);
+        // The scheduler drops its senders when the load ends.
+        let mut commands_open = true;
         loop {
             tokio::select! {
-                changed = self.stop.changed() => {
-                    if changed.is_err() || *self.stop.borrow() {
-                        let closing = tokio::time::timeout(Duration::from_secs(2), ws.close(None));
-                        if closing.await.is_err() {
-                            stats.error("close_timeout");
-                        }
-                        return Ended::Stop;
-                    }
-                }
-                cmd = self.commands.recv() => {
-                    let Some(cmd) = cmd else { continue };
+                // In this order, with no random start: a frame is the common
+                // case, and a command must not wait behind a stop.
+                biased;
+                cmd = self.commands.recv(), if commands_open => {
+                    let Some(cmd) = cmd else {
+                        commands_open = false;
+                        continue;
+                    };
                     let frame = match cmd {
                         Cmd::Drop => {
                             stats::inc(&stats.counters.client_drops);
@@ -835,6 +845,13 @@ impl SlotTask {
                             return Ended::Reconnect;
                         }
                     }
+                }
+                () = &mut stopped => {
+                    let closing = tokio::time::timeout(Duration::from_secs(2), ws.close(None));
+                    if closing.await.is_err() {
+                        stats.error("close_timeout");
+                    }
+                    return Ended::Stop;
                 }
             }
         }
