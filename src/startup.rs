@@ -19,6 +19,7 @@ use crate::accounts::Accounts;
 use crate::auth::{PasswordHasher, RevokedSessions, TokenKeys, tokens};
 use crate::config::Settings;
 use crate::http::ratelimit::KeyedLimiter;
+use crate::http::ws::SocketWriters;
 use crate::{http, storage, telemetry};
 
 /// The rate limiters guarding the HTTP API.
@@ -56,6 +57,8 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub limits: Limits,
     pub realtime: Realtime,
+    /// Where socket writer tasks run (see [`SocketWriters`]).
+    pub socket_writers: SocketWriters,
     /// Upgraded WebSocket connections, authenticated or not (the cap).
     pub open_sockets: Arc<std::sync::atomic::AtomicUsize>,
     pub metrics: PrometheusHandle,
@@ -137,7 +140,10 @@ impl Application {
             ),
             None => None,
         };
+        let socket_writers = SocketWriters::start(settings.ws_writer_threads)
+            .context("starting the socket writer runtime")?;
         let state = AppState {
+            socket_writers,
             limits: Limits::new(&settings),
             realtime,
             open_sockets: Arc::default(),
