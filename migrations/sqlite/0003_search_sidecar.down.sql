@@ -4,6 +4,7 @@
 drop trigger messages_search_after_update;
 drop trigger messages_search_after_delete;
 drop table search_dirty;
+drop table search_epoch;
 
 create virtual table messages_fts using fts5 (
     body,

@@ -26,3 +26,10 @@ end;
 create trigger messages_search_after_update after update of body, deleted on messages begin
     insert into search_dirty (num) values (new.num);
 end;
+
+-- the generation of this database the index was built for: set anew each
+-- time this migration runs, so an index made before a trip back to 0002
+-- (while an older binary changed messages without listing them above) is
+-- recognised and rebuilt.
+create table search_epoch (epoch text not null) strict;
+insert into search_epoch (epoch) values (lower(hex(randomblob(16))));

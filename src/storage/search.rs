@@ -26,8 +26,11 @@
 //! reused number is always above it and gets indexed as a new row.
 //!
 //! A search first brings the index up to date (within a bound), so what a
-//! user has just sent is found. A missing or outdated index file is rebuilt
-//! from the messages in the background.
+//! user has just sent is found. A missing or outdated index file, or one
+//! made for another generation of the database (see `prepare_schema`), is
+//! rebuilt from the messages in the background. After restoring the main
+//! file from a backup, remove the index file: a restored file has the same
+//! generation as the one it was copied from.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -222,42 +225,63 @@ impl SearchIndex {
 }
 
 /// Creates the index tables, or empties them when they were made by
-/// another version of this code.
+/// another version of this code or for another generation of the main
+/// database (`search_epoch`, which migration 0003 sets anew each time it
+/// runs: a database taken back to 0002, changed by an older binary and
+/// migrated forward again gets an index rebuilt from scratch).
 async fn prepare_schema(pool: &SqlitePool) -> StoreResult<()> {
     let mut conn = pool.acquire().await.map_err(db_err)?;
     let (version,): (i64,) = sqlx::query_as("pragma search.user_version")
         .fetch_one(&mut *conn)
         .await
         .map_err(db_err)?;
-    if version != INDEX_VERSION {
-        if version != 0 {
-            tracing::warn!(
-                found = version,
-                wanted = INDEX_VERSION,
-                "the search index is of another version; rebuilding it"
-            );
-        }
-        for sql in [
-            "drop table if exists search.messages_fts",
-            "drop table if exists search.search_state",
-            "create virtual table search.messages_fts using fts5 \
-             (body, content = '', contentless_delete = 1)",
-            "create table search.search_state (hwm integer not null) strict",
-            "insert into search.search_state (hwm) values (0)",
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut *conn)
-                .await
-                .map_err(db_err)?;
-        }
-        // Set last: an index left half made by a crash is made again.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "pragma search.user_version = {INDEX_VERSION}"
-        )))
+    let (epoch,): (String,) = sqlx::query_as("select epoch from main.search_epoch")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let built_for: Option<String> = if version == INDEX_VERSION {
+        sqlx::query_as::<_, (String,)>("select epoch from search.search_state")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?
+            .map(|(e,)| e)
+    } else {
+        None
+    };
+    if built_for.as_deref() == Some(epoch.as_str()) {
+        return Ok(());
+    }
+    if version != 0 {
+        tracing::warn!(
+            found = version,
+            wanted = INDEX_VERSION,
+            "the search index was made by another version or for another database; rebuilding it"
+        );
+    }
+    for sql in [
+        "drop table if exists search.messages_fts",
+        "drop table if exists search.search_state",
+        "create virtual table search.messages_fts using fts5 \
+         (body, content = '', contentless_delete = 1)",
+        "create table search.search_state (hwm integer not null, epoch text not null) strict",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
+    sqlx::query("insert into search.search_state (hwm, epoch) values (0, $1)")
+        .bind(&epoch)
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
-    }
+    // Set last: an index left half made by a crash is made again.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "pragma search.user_version = {INDEX_VERSION}"
+    )))
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
     Ok(())
 }
 

@@ -452,6 +452,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_index_from_before_a_trip_back_to_0002_is_rebuilt() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, owner, room) = store_with_room(&dir).await;
+        let id = send(&store, owner, room, "original words").await;
+        assert_eq!(found(&store, owner, "original").await, ["original words"]);
+        store.pool.close().await;
+        store.writer.close().await;
+        let url = format!("sqlite:{}", dir.path().join("fts.db").display());
+        // An older binary's schema, and a change it makes without listing
+        // it for the indexer.
+        assert_eq!(super::migrate_down(&url, 1).await.expect("down"), vec![3]);
+        let pool = open(&url, 1).await.expect("open");
+        sqlx::query("update messages set body = 'edited words' where id = $1")
+            .bind(id.to_string())
+            .execute(&pool)
+            .await
+            .expect("edit");
+        pool.close().await;
+        let store = SqliteStore::connect(&url, 2).await.expect("forward again");
+        assert!(found(&store, owner, "original").await.is_empty());
+        assert_eq!(found(&store, owner, "edited").await, ["edited words"]);
+    }
+
+    #[tokio::test]
     async fn the_database_file_is_created_with_wal() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("new.db");
