@@ -9,6 +9,7 @@
 //! └── ConnectionSupervisor ── ConnectionActor (one per socket)
 //! ```
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -267,16 +268,24 @@ impl Realtime {
         )
     }
 
-    /// Accepts an authenticated socket: queues its `ready` frame, subscribes
-    /// it to every room of the user (so nothing published after `ready`'s
-    /// `last_seq`s is missed), starts its actor and marks the user online.
+    /// Accepts an authenticated socket: subscribes it to every room of the
+    /// user, queues its `ready` frame first, starts its actor and marks the
+    /// user online.
+    ///
+    /// `ready`'s `last_seq`s are read after the subscription: a message
+    /// published before it was stored before it (rooms publish after the
+    /// commit), so its seq is at or below the `last_seq` read, and one
+    /// published after it reaches the socket. Read before, a message
+    /// published in between fell between `ready` and the live stream.
+    /// Membership changes in between are reconciled the same way.
     pub async fn connect(
         &self,
         outbox: &Arc<Outbox>,
         username: &str,
         heartbeat_interval_ms: u64,
     ) -> Result<ActorRef<ConnectionMsg>, ChatError> {
-        let memberships = self.shared.store.list_memberships(outbox.user_id).await?;
+        let store = &self.shared.store;
+        let mut memberships = store.list_memberships(outbox.user_id).await?;
         let supervisor = self
             .connections
             .get()
@@ -290,6 +299,16 @@ impl Realtime {
                 .map_err(|e| {
                     ChatError::Unavailable(format!("connection actor did not start: {e}"))
                 })?;
+        self.sockets
+            .register(outbox, memberships.iter().map(|m| m.room.id));
+        let rooms = match self.settle_memberships(outbox, &mut memberships).await {
+            Ok(rooms) => rooms,
+            Err(e) => {
+                self.sockets.unregister(outbox);
+                actor.stop(Some("socket not accepted".to_owned()));
+                return Err(e);
+            }
+        };
         let ready = ServerFrame::Ready {
             session_id: outbox.session_id.to_string(),
             user: ReadyUser {
@@ -299,17 +318,57 @@ impl Realtime {
             rooms: memberships.iter().map(ready_room).collect(),
             heartbeat_interval_ms,
         };
-        outbox.push(ready.to_bytes(), false);
-        self.sockets
-            .register(outbox, memberships.iter().map(|m| m.room.id));
-        if let Err(e) = self.shared.presence.route(
-            outbox.user_id,
-            PresenceMsg::Connected(outbox.id, memberships.iter().map(|m| m.room.id).collect()),
-        ) {
+        outbox.push_first(ready.to_bytes());
+        if let Err(e) = self
+            .shared
+            .presence
+            .route(outbox.user_id, PresenceMsg::Connected(outbox.id, rooms))
+        {
             // The socket works without presence; say so rather than refuse it.
             tracing::warn!(user = %outbox.user_id, error = %e, "presence not told of a connection");
         }
         Ok(actor)
+    }
+
+    /// The second look of [`Self::connect`], once the socket is registered:
+    /// each room's `last_seq` as of now, and the socket's subscriptions
+    /// brought in line with memberships that changed since the first look
+    /// (a join or a leave in between told the user's sockets before this
+    /// one was among them). Returns the rooms.
+    async fn settle_memberships(
+        &self,
+        outbox: &Arc<Outbox>,
+        memberships: &mut Vec<Membership>,
+    ) -> Result<Vec<RoomId>, ChatError> {
+        let store = &self.shared.store;
+        let now: HashMap<RoomId, i64> = store
+            .member_last_seqs(outbox.user_id)
+            .await?
+            .into_iter()
+            .collect();
+        let before: HashSet<RoomId> = memberships.iter().map(|m| m.room.id).collect();
+        for m in memberships.iter().filter(|m| !now.contains_key(&m.room.id)) {
+            self.sockets.unsubscribe_socket(outbox, m.room.id);
+        }
+        let joined: Vec<RoomId> = now
+            .keys()
+            .filter(|r| !before.contains(r))
+            .copied()
+            .collect();
+        if !joined.is_empty() {
+            for &room in &joined {
+                self.sockets.subscribe_socket(outbox, room);
+            }
+            // Rare: the names and unread counts of the new rooms.
+            *memberships = store.list_memberships(outbox.user_id).await?;
+        }
+        memberships.retain(|m| now.contains_key(&m.room.id));
+        for m in memberships.iter_mut() {
+            if let Some(&last_seq) = now.get(&m.room.id) {
+                m.room.last_seq = m.room.last_seq.max(last_seq);
+            }
+        }
+        Ok(memberships.iter().map(|m| m.room.id).collect())
     }
 
     /// Hands a client frame to a socket's connection actor.

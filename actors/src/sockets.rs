@@ -198,6 +198,23 @@ impl Outbox {
         Pushed::Queued
     }
 
+    /// Queues a durable frame ahead of everything already queued, whatever
+    /// the queue's size: for `ready`, which is built after the socket was
+    /// subscribed and must still be its first frame.
+    pub fn push_first(&self, bytes: Bytes) -> Pushed {
+        if self.is_closing() {
+            return Pushed::Closed;
+        }
+        let mut queues = self.queues();
+        if queues.detached || queues.close.is_some() {
+            return Pushed::Closed;
+        }
+        queues.durable.push_front(bytes);
+        drop(queues);
+        self.writer.wake();
+        Pushed::Queued
+    }
+
     fn slow_consumer(&self) {
         metrics::counter!(telemetry::SLOW_CONSUMER_CLOSES).increment(1);
         tracing::info!(conn = %self.id, user = %self.user_id, "slow consumer: closing with 4009");

@@ -362,6 +362,10 @@ pub trait ChatStore: Send + Sync + std::fmt::Debug + 'static {
     /// Every room the user is a member of, with role and unread count.
     async fn list_memberships(&self, user_id: UserId) -> StoreResult<Vec<Membership>>;
 
+    /// The last seq of every room the user is a member of: a cheap second
+    /// look after a socket subscribed (see `Realtime::connect`).
+    async fn member_last_seqs(&self, user_id: UserId) -> StoreResult<Vec<(RoomId, i64)>>;
+
     /// Applies a patch; `None` when the room does not exist.
     async fn update_room(
         &self,

@@ -844,6 +844,24 @@ macro_rules! impl_chat_store {
                     convert_all(rows, MembershipRow::into_membership)
                 }
 
+                async fn member_last_seqs(
+                    &self,
+                    user_id: UserId,
+                ) -> StoreResult<Vec<(RoomId, i64)>> {
+                    let rows = sqlx::query_as::<_, (String, i64)>(
+                        "select r.id, r.last_seq from room_members rm \
+                         join rooms r on r.id = rm.room_id \
+                         where rm.user_id = $1",
+                    )
+                    .bind(user_id.to_string())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    rows.into_iter()
+                        .map(|(id, last_seq)| Ok((parse_col("rooms.id", &id)?, last_seq)))
+                        .collect()
+                }
+
                 async fn update_room(
                     &self,
                     id: RoomId,

@@ -81,6 +81,54 @@ async fn resume_replays_exactly_the_missed_messages_in_order_then_says_resumed()
     assert_eq!(live["message"]["seq"], 6);
 }
 
+/// `ready`'s `last_seq` is where the live stream starts, also for a socket
+/// that connects while messages are being published: each of many sockets
+/// opened during a stream of sends gets every later seq, in order, with no
+/// gap (the race this guards: the seqs read before the socket was
+/// subscribed, and a message published in between never reached it).
+#[tokio::test]
+async fn sockets_opened_while_messages_flow_miss_nothing_after_ready() {
+    const SENDS: i64 = 150;
+    let app = spawn_chat_app_with(|s| s.ws_max_connections_per_user = 100).await;
+    let [alice, bob] = users(&app, ["alice", "bob"]).await;
+    let room = public_room(&app, &bob, "general").await;
+    join(&app, &alice.access, &room).await;
+
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let publish = async {
+        for i in 0..SENDS {
+            post_message(&app, &bob.access, &room, &format!("m{i}")).await;
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+    };
+    let connect = async {
+        let mut sockets = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::Acquire) && sockets.len() < 80 {
+            let ws = WsClient::connect(&app, &alice.access).await;
+            let from = ready_last_seq(&ws, &room);
+            sockets.push((ws, from));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        sockets
+    };
+    let ((), mut sockets) = tokio::join!(publish, connect);
+    assert!(sockets.len() >= 5, "only {} sockets opened", sockets.len());
+    for (ws, from) in &mut sockets {
+        let mut seqs = Vec::new();
+        while seqs.last().copied().unwrap_or(*from) < SENDS {
+            let frame = ws.next_in_room("message.created", &room).await;
+            let seq = frame["message"]["seq"].as_i64().expect("seq");
+            // A message stored just before `ready` may still be published
+            // just after it: at or below `last_seq`, the client has it.
+            if seq > *from {
+                seqs.push(seq);
+            }
+        }
+        let wanted: Vec<i64> = (*from + 1..=SENDS).collect();
+        assert_eq!(seqs, wanted, "a socket whose ready said last_seq {from}");
+    }
+}
+
 #[tokio::test]
 async fn resume_beyond_the_allowed_gap_says_resync_required() {
     let app = spawn_chat_app_with(|s| s.resume_max_gap = 2).await;
