@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 pub type Ws = WebSocketStream<TcpStream>;
 
 /// Where the server under test is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     /// e.g. `http://127.0.0.1:8080` (no trailing slash).
     pub http_base: String,

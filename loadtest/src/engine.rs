@@ -45,7 +45,7 @@ use crate::stats::{self, Stats, Summary};
 use crate::token::{self, Token};
 
 /// One logical client.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SlotPlan {
     /// Access token (`None`: no `Authorization`, for the calibration server).
     pub token: Option<Arc<str>>,
@@ -56,7 +56,7 @@ pub struct SlotPlan {
 }
 
 /// The traffic of a run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Load {
     /// How long the scheduler sends.
     pub duration: Duration,
@@ -93,7 +93,7 @@ impl Load {
 }
 
 /// How the engine connects and waits.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EngineOpts {
     /// New connections per second while connecting (0: as fast as the
     /// concurrency allows).
@@ -112,10 +112,12 @@ pub struct EngineOpts {
     /// connect storm's `presence` burst pass; `idle` reads the server's RSS
     /// after it).
     pub settle: Duration,
+    /// Processes to spread the slots over (1: this one; see `workers`).
+    pub workers: usize,
 }
 
 /// Everything the engine needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub target: Target,
     pub rooms: Vec<RoomId>,
@@ -187,6 +189,19 @@ struct Shared {
     run_id: u64,
 }
 
+impl Shared {
+    /// What a worker reports while draining.
+    fn progress(&self, scheduled: u64) -> impl Fn() -> crate::workers::Draining + '_ {
+        move || crate::workers::Draining {
+            scheduled,
+            expected: self.expected.load(Ordering::Relaxed),
+            resuming: self.resuming.load(Ordering::Relaxed),
+            reconnecting: self.reconnecting.load(Ordering::Relaxed),
+            counters: self.stats.counters.snapshot(),
+        }
+    }
+}
+
 /// What a slot hands back.
 #[derive(Debug, Default)]
 struct SlotResult {
@@ -220,8 +235,25 @@ struct HotMessage<'a> {
     room_id: Cow<'a, str>,
 }
 
-/// Runs a plan to the end.
+/// Runs a plan to the end: in this process, or spread over worker
+/// processes when `opts.workers` > 1.
 pub async fn run(plan: Plan, stats: Arc<Stats>, server_pid: Option<u32>) -> EngineResult {
+    if plan.opts.workers > 1 {
+        return crate::workers::run(plan, stats, server_pid).await;
+    }
+    run_here(plan, stats, server_pid, None).await
+}
+
+/// Runs a plan's slots in this process. `link` is set in a worker process:
+/// the parent then says when to start the load and when the drain is over,
+/// and the acked seqs are pooled with the other workers' before the
+/// losses are counted.
+pub(crate) async fn run_here(
+    plan: Plan,
+    stats: Arc<Stats>,
+    server_pid: Option<u32>,
+    mut link: Option<&mut crate::workers::Link>,
+) -> EngineResult {
     let Plan {
         target,
         rooms,
@@ -298,7 +330,18 @@ pub async fn run(plan: Plan, stats: Arc<Stats>, server_pid: Option<u32>) -> Engi
     let all_ready_s = last_ready.duration_since(started).as_secs_f64();
     let slots_ready = stats.counters.ready.load(Ordering::Relaxed);
     progress.phase("connected");
-    if !shared.opts.settle.is_zero() {
+    if let Some(link) = link.as_deref_mut() {
+        // The parent settles, then tells every worker the run's members.
+        let here: Vec<u64> = shared
+            .members
+            .iter()
+            .map(|m| m.load(Ordering::Relaxed))
+            .collect();
+        let all = link.ready(slots_ready, here, all_ready_s).await;
+        for (m, n) in shared.members.iter().zip(all) {
+            m.store(n, Ordering::Relaxed);
+        }
+    } else if !shared.opts.settle.is_zero() {
         tokio::time::sleep(shared.opts.settle).await;
     }
     let server_rss_connected_bytes = server_pid.and_then(crate::procinfo::rss_bytes);
@@ -312,7 +355,10 @@ pub async fn run(plan: Plan, stats: Arc<Stats>, server_pid: Option<u32>) -> Engi
     progress.phase("drain");
     let drain_deadline = Instant::now() + shared.opts.drain_timeout;
     let mut drained = false;
-    while Instant::now() < drain_deadline {
+    if let Some(link) = link.as_deref_mut() {
+        drained = link.drain(&shared.progress(scheduled)).await;
+    }
+    while link.is_none() && Instant::now() < drain_deadline {
         let c = &stats.counters;
         let sent = c.sent.load(Ordering::Relaxed);
         let answered = c.acked.load(Ordering::Relaxed) + c.send_errors.load(Ordering::Relaxed);
@@ -355,6 +401,9 @@ pub async fn run(plan: Plan, stats: Arc<Stats>, server_pid: Option<u32>) -> Engi
     for seqs in &mut acked {
         seqs.sort_unstable();
         seqs.dedup();
+    }
+    if let Some(link) = link {
+        acked = link.pool_acked(acked).await;
     }
     let mut losses = LossAccount::default();
     for r in results.iter().filter(|r| r.ready) {
@@ -1069,6 +1118,7 @@ mod tests {
             max_reconnects: 1,
             progress: false,
             settle: Duration::ZERO,
+            workers: 1,
         };
         let shared = Arc::new(Shared {
             plan_rooms: vec![room],

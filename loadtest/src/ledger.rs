@@ -11,7 +11,7 @@
 //! twice on one slot) and unexpected seqs (not acked by this run) are
 //! counted apart and never make up for a loss.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A set of seqs above a base, as a bitmap (seqs in a run are dense).
 #[derive(Debug, Clone, Default)]
@@ -145,7 +145,7 @@ impl RoomReceipts {
 }
 
 /// The totals of a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LossAccount {
     /// Acked messages × member slots.
     pub expected: u64,
@@ -163,6 +163,16 @@ pub struct LossAccount {
 }
 
 impl LossAccount {
+    /// Adds another account (another process's slots).
+    pub fn add(&mut self, other: &Self) {
+        self.expected += other.expected;
+        self.delivered += other.delivered;
+        self.recovered += other.recovered;
+        self.losses += other.losses;
+        self.duplicates += other.duplicates;
+        self.unexpected += other.unexpected;
+    }
+
     /// Adds one slot's receipts in one room against the seqs acked there
     /// (sorted or not, without duplicates).
     pub fn tally(&mut self, acked: &[i64], receipts: &RoomReceipts) {

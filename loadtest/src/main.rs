@@ -24,6 +24,7 @@ mod servercheck;
 mod slo;
 mod stats;
 mod token;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,6 +102,12 @@ pub struct Common {
     /// address has its own ephemeral ports).
     #[arg(long, global = true, default_value_t = 1)]
     pub source_ips: u8,
+    /// Processes to spread the sockets over: this one coordinates N worker
+    /// processes (itself, run as `worker`), each holding every N-th socket
+    /// with its own open-file limit, and merges their histograms and loss
+    /// ledgers. For runs needing more sockets than one process may open.
+    #[arg(long, global = true, default_value_t = 1)]
+    pub workers: usize,
     /// Handshakes in flight at once.
     #[arg(long, global = true, default_value_t = 256)]
     pub connect_concurrency: usize,
@@ -171,6 +178,10 @@ pub enum Scenario {
     /// it listens; stops when stdin closes, on SIGTERM or ctrl-c, or after
     /// `--max-secs`.
     ReferenceServer(reference::ReferenceServerArgs),
+    /// Not a scenario: one worker process of a `--workers N` run, started
+    /// by the parent, which sends it its plan on stdin.
+    #[command(hide = true)]
+    Worker,
 }
 
 fn main() -> ExitCode {
@@ -199,6 +210,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if matches!(cli.scenario, Scenario::Worker) {
+        return match runtime.block_on(workers::worker_main()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: worker: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match runtime.block_on(Box::pin(scenarios::run(cli))) {
         Ok(reports) => {
             let met = reports.iter().all(report::Report::slo_met);

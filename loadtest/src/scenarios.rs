@@ -185,6 +185,7 @@ impl Ctx {
             max_reconnects: 10_000,
             progress: !self.common.no_progress && !self.common.json,
             settle,
+            workers: self.common.workers.max(1),
         }
     }
 
@@ -260,6 +261,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Vec<Report>> {
         Scenario::Idle(a) => vec![idle(&ctx, &a).await?],
         Scenario::Calibrate(a) => calibrate::run(&ctx, &a).await?,
         Scenario::ReferenceServer(_) => bail!("reference-server is not a scenario"),
+        Scenario::Worker => bail!("worker is not a scenario"),
     };
     // The SLO is checked against the last report (calibrate's summary, or
     // the one report of every other scenario).

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One sample of the Prometheus text format: `name{labels} value`.
 #[derive(Debug, Clone, PartialEq)]
@@ -506,7 +506,7 @@ pub fn send_error_in_doubt(code: &str) -> bool {
 
 /// The frame accounting of one slot (summed over slots for a run): what
 /// the engine records for the cross-check.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FrameTally {
     /// `message.created` frames read, on every connection.
     pub frames: u64,
@@ -537,7 +537,7 @@ pub struct FrameTally {
 
 /// One connection's reads in one room, for the unread bound: it may have
 /// been queued every seq in `(lower, horizon]`, and it read `reads` of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GenReads {
     /// Index of the room in the plan.
     pub room: usize,

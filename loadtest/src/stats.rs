@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Histograms record microseconds from 1 µs to 10 minutes, 3 significant
 /// figures.
@@ -51,6 +51,18 @@ impl Sharded {
         }
     }
 
+    /// Records `(value, count)` pairs (from [`pairs`]), e.g. another
+    /// process's histogram.
+    pub fn record_pairs(&self, key: usize, pairs: &[(u64, u64)]) {
+        let shard = &self.shards[key % self.shards.len()];
+        let mut h = shard.lock().unwrap_or_else(|e| e.into_inner());
+        for &(value, count) in pairs {
+            if let Err(e) = h.record_n(value.max(1), count) {
+                eprintln!("histogram record: {e}");
+            }
+        }
+    }
+
     /// All shards merged.
     pub fn merged(&self) -> Histogram<u64> {
         let mut out = new_histogram();
@@ -63,6 +75,14 @@ impl Sharded {
         }
         out
     }
+}
+
+/// A histogram as `(value, count)` pairs, one per recorded value bucket:
+/// how a worker process hands its histograms to the parent.
+pub fn pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+    h.iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
 }
 
 /// Percentiles of a histogram, in milliseconds.
@@ -105,7 +125,7 @@ macro_rules! counters {
         }
 
         /// A snapshot of [`Counters`].
-        #[derive(Debug, Clone, Copy, Default, Serialize)]
+        #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
         pub struct CounterSnapshot {
             $($(#[$doc])* pub $name: u64,)*
         }
@@ -117,12 +137,23 @@ macro_rules! counters {
                     $($name: self.$name.load(Ordering::Relaxed),)*
                 }
             }
+
+            /// Sets every counter (the parent of worker processes shows
+            /// their sum).
+            pub fn set(&self, to: &CounterSnapshot) {
+                $(self.$name.store(to.$name, Ordering::Relaxed);)*
+            }
         }
 
         impl CounterSnapshot {
             /// `(name, value)` pairs, for `/metrics`.
             pub fn pairs(&self) -> Vec<(&'static str, u64)> {
                 vec![$((stringify!($name), self.$name),)*]
+            }
+
+            /// Adds another snapshot (another process's counters).
+            pub fn add(&mut self, other: &Self) {
+                $(self.$name += other.$name;)*
             }
         }
     };
@@ -211,6 +242,16 @@ impl Stats {
     pub fn error(&self, kind: impl Into<String>) {
         let mut map = self.errors.lock().unwrap_or_else(|e| e.into_inner());
         *map.entry(kind.into()).or_default() += 1;
+    }
+
+    /// Adds counts by code and by kind (another process's).
+    pub fn add_counts(&self, closes: &BTreeMap<String, u64>, errors: &BTreeMap<String, u64>) {
+        for (map, add) in [(&self.closes, closes), (&self.errors, errors)] {
+            let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, v) in add {
+                *map.entry(k.clone()).or_default() += v;
+            }
+        }
     }
 
     /// Total errors counted by kind.
