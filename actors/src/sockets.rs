@@ -113,6 +113,10 @@ pub struct Outbox {
     writer: AtomicWaker,
     /// Set with the close reason: checked on every push without the lock.
     closing: AtomicBool,
+    /// Set once the socket is unregistered: it may not be subscribed again
+    /// (a resume that ends after its socket closed would otherwise leave
+    /// it in the room's subscribers for good).
+    unregistered: AtomicBool,
     /// Replays waiting for room in the durable queue, and how many.
     space: Notify,
     space_waiters: AtomicUsize,
@@ -155,6 +159,7 @@ impl Outbox {
             ephemeral_capacity: ephemeral_capacity.max(1),
             writer: AtomicWaker::new(),
             closing: AtomicBool::new(false),
+            unregistered: AtomicBool::new(false),
             space: Notify::new(),
             space_waiters: AtomicUsize::new(0),
             rooms: Mutex::new(HashSet::new()),
@@ -497,10 +502,16 @@ impl Sockets {
             .entry(room)
             .or_default()
             .insert(outbox.id, Arc::clone(outbox));
+        // Checked after the insert, and `unregister` sets the flag before
+        // it drains: either it sees this room, or this sees the flag.
+        if outbox.unregistered.load(Ordering::SeqCst) {
+            self.unsubscribe_socket(outbox, room);
+        }
     }
 
     /// Forgets a socket. Returns how many sockets its user still has.
     pub fn unregister(&self, outbox: &Outbox) -> usize {
+        outbox.unregistered.store(true, Ordering::SeqCst);
         self.conns.remove(&outbox.id);
         let rooms: Vec<RoomId> = outbox.rooms().drain().collect();
         for room in rooms {
@@ -714,6 +725,32 @@ mod tests {
             sockets.deliver_room(room, &delivery("z", false, None), &blocks),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn a_socket_subscribed_after_it_was_unregistered_is_not_kept() {
+        let sockets = Sockets::default();
+        let blocks = BlockIndex::default();
+        let room = RoomId::new();
+        let (a, _a_rx) = Outbox::new(UserId::new(), SessionId::new(), 8, 8);
+        let (b, _b_rx) = Outbox::new(UserId::new(), SessionId::new(), 8, 8);
+        sockets.register(&a, [room]);
+        sockets.register(&b, [room]);
+        // `a` is resuming (unsubscribed) when its socket closes; the
+        // resume's last step then subscribes it again.
+        sockets.unsubscribe_socket(&a, room);
+        sockets.unregister(&a);
+        sockets.subscribe_socket(&a, room);
+        assert!(!a.in_room(room));
+        let subscribers = sockets.by_room.get(&room).map(|subs| subs.len());
+        assert_eq!(subscribers, Some(1), "only b");
+        assert_eq!(
+            sockets.deliver_room(room, &delivery("x", false, None), &blocks),
+            1
+        );
+        sockets.unregister(&b);
+        sockets.subscribe_user(b.user_id, room);
+        assert!(sockets.by_room.get(&room).is_none(), "no subscriber left");
     }
 
     #[tokio::test]
