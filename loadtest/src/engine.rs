@@ -442,16 +442,8 @@ pub(crate) async fn run_here(
         sends_per_sec: counters.sent as f64 / load_s,
         drained,
         counters,
-        closes: stats
-            .closes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone(),
-        errors: stats
-            .errors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone(),
+        closes: stats.closes_by_code(),
+        errors: stats.errors_by_kind(),
         server_rss_connected_bytes,
         frames,
         known_max,

@@ -254,6 +254,22 @@ impl Stats {
         }
     }
 
+    /// Close codes seen so far, by code.
+    pub fn closes_by_code(&self) -> BTreeMap<String, u64> {
+        self.closes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Errors counted so far, by kind.
+    pub fn errors_by_kind(&self) -> BTreeMap<String, u64> {
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Total errors counted by kind.
     pub fn error_total(&self) -> u64 {
         self.errors

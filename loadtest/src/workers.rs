@@ -592,16 +592,8 @@ impl Merged {
             sends_per_sec: self.counters.sent as f64 / self.load_s.max(1e-3),
             drained: self.drained,
             counters: self.counters,
-            closes: stats
-                .closes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-            errors: stats
-                .errors
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            closes: stats.closes_by_code(),
+            errors: stats.errors_by_kind(),
             server_rss_connected_bytes: self.server_rss_connected_bytes,
             frames: self.frames,
             known_max: self.known_max,
