@@ -4,6 +4,7 @@
 //! code agree on them.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
@@ -41,6 +42,15 @@ pub const SEARCH_INDEX_BACKLOG: &str = "search_index_backlog";
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// How often recorded histogram samples are folded into their buckets.
+/// The recorder keeps every sample until then (or until `/metrics` is
+/// rendered), so without this a server nobody scrapes grows by every
+/// sample it records.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The name of the thread that runs the recorder's upkeep.
+const UPKEEP_THREAD: &str = "metrics-upkeep";
 
 /// Installs the tracing subscriber. Calling it twice is harmless (the
 /// second call does nothing), so tests may call it freely.
@@ -88,9 +98,26 @@ pub fn metrics_handle() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
             }
             describe();
+            spawn_upkeep(handle.clone());
             handle
         })
         .clone()
+}
+
+/// Runs the recorder's upkeep every [`UPKEEP_INTERVAL`] on a thread of its
+/// own, for the life of the process (the recorder is process-wide too).
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name(UPKEEP_THREAD.to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start the metrics upkeep thread; histogram samples are kept until /metrics is scraped");
+    }
 }
 
 fn describe() {
@@ -170,4 +197,30 @@ fn describe() {
         REVOKED_SESSIONS_TRACKED,
         "Revoked sessions whose access tokens may still be unexpired"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The recorder is built without an exporter that would run its upkeep,
+    /// so the server must: without it every histogram sample stays in
+    /// memory until someone scrapes `/metrics`.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_recorder_gets_an_upkeep_thread() {
+        let _handle = metrics_handle();
+        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+            .expect("task list")
+            .filter_map(|task| {
+                let task = task.ok()?;
+                std::fs::read_to_string(task.path().join("comm")).ok()
+            })
+            .map(|name| name.trim().to_owned())
+            .collect();
+        assert!(
+            names.iter().any(|name| name == UPKEEP_THREAD),
+            "no `{UPKEEP_THREAD}` thread among {names:?}"
+        );
+    }
 }
