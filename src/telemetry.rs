@@ -210,14 +210,26 @@ mod tests {
     #[test]
     fn the_recorder_gets_an_upkeep_thread() {
         let _handle = metrics_handle();
-        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
-            .expect("task list")
-            .filter_map(|task| {
-                let task = task.ok()?;
-                std::fs::read_to_string(task.path().join("comm")).ok()
-            })
-            .map(|name| name.trim().to_owned())
-            .collect();
+        let thread_names = || -> Vec<String> {
+            std::fs::read_dir("/proc/self/task")
+                .expect("task list")
+                .filter_map(|task| {
+                    let task = task.ok()?;
+                    std::fs::read_to_string(task.path().join("comm")).ok()
+                })
+                .map(|name| name.trim().to_owned())
+                .collect()
+        };
+        // A new thread names itself once it runs, so it may still carry
+        // its parent's name for a moment.
+        let mut names = thread_names();
+        for _ in 0..100 {
+            if names.iter().any(|name| name == UPKEEP_THREAD) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            names = thread_names();
+        }
         assert!(
             names.iter().any(|name| name == UPKEEP_THREAD),
             "no `{UPKEEP_THREAD}` thread among {names:?}"
