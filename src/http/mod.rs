@@ -181,7 +181,25 @@ async fn not_found() -> Response {
     ApiError::NotFound.into_response()
 }
 
-async fn method_not_allowed() -> Response {
+/// A route that exists, asked with a method it does not take. Counted like
+/// any routed request; a method outside HTTP's own set is labelled `other`,
+/// so clients cannot mint label values.
+async fn method_not_allowed(method: Method, route: Option<MatchedPath>) -> Response {
+    let method = match method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    };
+    let route = route.map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    metrics::counter!(telemetry::HTTP_REQUESTS, "method" => method, "route" => route, "status" => "405")
+        .increment(1);
     axum::http::StatusCode::METHOD_NOT_ALLOWED.into_response()
 }
 

@@ -61,6 +61,34 @@ async fn metrics_are_prometheus_text_counting_http_requests() {
 }
 
 #[tokio::test]
+async fn a_wrong_method_is_counted_under_its_route() {
+    let app = spawn_app().await;
+    let delete = app
+        .client
+        .delete(format!("{}/ready", app.base))
+        .send()
+        .await
+        .expect("request sent");
+    Reply::of(delete)
+        .await
+        .assert_status(StatusCode::METHOD_NOT_ALLOWED);
+
+    let reply = app.get_ops("/metrics").await;
+
+    reply.assert_status(StatusCode::OK);
+    let line = reply
+        .text
+        .lines()
+        .find(|l| {
+            l.starts_with("http_requests_total{")
+                && l.contains(r#"route="/ready""#)
+                && l.contains(r#"status="405""#)
+        })
+        .unwrap_or_else(|| panic!("a 405 on /ready in:\n{}", reply.text));
+    assert!(line.contains(r#"method="DELETE""#), "{line}");
+}
+
+#[tokio::test]
 async fn a_failed_login_shows_up_in_the_auth_failure_metric() {
     let app = spawn_app().await;
     app.register_user("alice").await;
