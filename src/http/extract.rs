@@ -72,7 +72,25 @@ pub fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiErro
 }
 
 /// Parses JSON bytes with the contract's error mapping.
+///
+/// Every body of the API is a JSON object. serde would also fill a struct
+/// from an array, field by field in declaration order, so valid JSON that
+/// is not an object is refused as a whole (422 on `body`) before that,
+/// and anything else not starting with `{` is malformed (400).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => ApiError::field(
+                    "body",
+                    "invalid_type",
+                    "the request body must be a JSON object",
+                ),
+                Err(e) => ApiError::Malformed(format!("request body is not valid JSON: {e}")),
+            },
+        );
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
     de.end()
@@ -206,6 +224,29 @@ mod tests {
         assert_eq!(code_of(&err).0, "malformed");
         let err = parse_json::<Body>(br#"{"name":"a","count":1} trailing"#).unwrap_err();
         assert_eq!(code_of(&err).0, "malformed");
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused_whole() {
+        // serde alone would take this array as `{"name":"a","count":1}`.
+        for body in [&br#"["a", 1]"#[..], br#" [1]"#, br#""a""#, b"42", b"null"] {
+            let err = parse_json::<Body>(body).unwrap_err();
+            assert_eq!(
+                code_of(&err),
+                ("validation", vec!["body".to_owned()]),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(
+            code_of(&parse_json::<Body>(b"[1,").unwrap_err()).0,
+            "malformed"
+        );
+        assert_eq!(
+            code_of(&parse_json::<Body>(b"").unwrap_err()).0,
+            "malformed"
+        );
+        assert!(parse_json::<Body>(br#" {"name":"a","count":1}"#).is_ok());
     }
 
     #[test]

@@ -427,6 +427,30 @@ async fn every_json_endpoint_names_an_unknown_field() {
 }
 
 #[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_a_422_and_stores_nothing() {
+    let app = spawn_app().await;
+
+    // Register's fields in declaration order: serde alone would accept it.
+    let array = json!(["alice", "alice@example.com", PASSWORD]).to_string();
+    let reply = post_raw(&app, Some("application/json"), array).await;
+
+    let error = reply.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(
+        error["details"]["fields"]["body"]["code"], "invalid_type",
+        "{}",
+        reply.text
+    );
+    Reply::of(app.login("alice", PASSWORD).await)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    for other in ["\"alice\"", "7", "null"] {
+        post_raw(&app, Some("application/json"), other)
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+}
+
+#[tokio::test]
 async fn an_empty_refresh_body_names_the_required_field() {
     let app = spawn_app().await;
 
