@@ -177,8 +177,8 @@ async fn first_frame_auth(
         Ok(None) => return Err((close::UNAUTHENTICATED, "not authenticated")),
         Err(_) => return Err((close::UNAUTHENTICATED, "auth timeout")),
     };
-    match serde_json::from_str::<ClientFrame>(&text) {
-        Ok(ClientFrame::Auth { token }) => state
+    match parse_frame(&text) {
+        Some(ClientFrame::Auth { token }) => state
             .accounts
             .authenticate(&token)
             .await
@@ -417,9 +417,9 @@ fn handle_text(
     }
     // The common case parses once, straight into the typed frame; only a
     // frame that fails is parsed again to say precisely what is wrong.
-    let frame: ClientFrame = match serde_json::from_str(text) {
-        Ok(frame) => frame,
-        Err(_) => {
+    let frame = match parse_frame(text) {
+        Some(frame) => frame,
+        None => {
             push_frame(outbox, &diagnose(text));
             return true;
         }
@@ -464,6 +464,16 @@ fn handle_text(
 }
 
 /// The error frame for a text frame that is not a valid client frame.
+/// A client frame, or `None` when the text is not one. Frames are JSON
+/// objects: serde would also read an internally tagged enum from an array
+/// (tag first, then the fields in order), which the contract does not allow.
+fn parse_frame(text: &str) -> Option<ClientFrame> {
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str(text).ok()
+}
+
 fn diagnose(text: &str) -> ServerFrame {
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,

@@ -200,6 +200,22 @@ async fn a_frame_missing_fields_gets_invalid_frame() {
 }
 
 #[tokio::test]
+async fn an_array_shaped_like_a_frame_is_not_taken_for_one() {
+    let app = spawn_chat_app().await;
+    let alice = app.register_user("alice").await;
+    let mut ws = WsClient::connect(&app, &alice.access).await;
+
+    // serde reads an internally tagged enum from an array too: tag first,
+    // then the fields in order. Frames are objects.
+    ws.send_text(r#"["ping", "p1"]"#).await;
+
+    let error = ws.next_of_type("error").await;
+    assert_eq!(error["code"], "invalid_frame", "{error}");
+    let pong = ws.request(json!({"type": "ping"})).await;
+    assert_eq!(pong["type"], "pong", "the socket still works: {pong}");
+}
+
+#[tokio::test]
 async fn empty_and_too_long_bodies_get_validation_failed() {
     let app = spawn_chat_app().await;
     let alice = app.register_user("alice").await;
