@@ -18,6 +18,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::client::{LoadUser, Rest};
+use crate::engine::ExternalAcks;
 use crate::report::Report;
 use crate::scenarios::{Ctx, delete_rooms, setup_rooms};
 use crate::stats::{self, Sharded, Summary};
@@ -54,6 +55,9 @@ pub struct RestPlan {
     /// When set, the highest seq of the messages sent (read from the
     /// answers to sends), for the server cross-check.
     pub max_seq: Option<Arc<AtomicI64>>,
+    /// When set, every message sent, for the socket engine's ledger (the
+    /// room is the engine plan's room 0).
+    pub acks: Option<Arc<ExternalAcks>>,
 }
 
 /// The seq of a sent message, from the answer to `POST …/messages`.
@@ -145,6 +149,7 @@ pub async fn run(ctx: &Ctx, a: &RestArgs) -> anyhow::Result<Report> {
         room: ids[0],
         progress: !ctx.common.no_progress && !ctx.common.json,
         max_seq: None,
+        acks: None,
     };
     let mut report = run_plan(ctx, a, plan).await?;
     if let Some(s) = sampler {
@@ -156,6 +161,8 @@ pub async fn run(ctx: &Ctx, a: &RestArgs) -> anyhow::Result<Report> {
 
 /// Runs the mix against a prepared room.
 pub async fn run_plan(ctx: &Ctx, a: &RestArgs, plan: RestPlan) -> anyhow::Result<Report> {
+    // However this ends, the socket engine stops waiting for more sends.
+    let _finished = plan.acks.clone().map(Finish);
     let mix = parse_mix(&a.mix)?;
     let rest = Rest::new(&ctx.target, a.concurrency)?;
     let stats = Arc::clone(&ctx.stats);
@@ -202,6 +209,7 @@ pub async fn run_plan(ctx: &Ctx, a: &RestArgs, plan: RestPlan) -> anyhow::Result
             let task_stats = Arc::clone(&stats);
             let per_kind = Arc::clone(&per_kind);
             let max_seq = plan.max_seq.clone();
+            let acks = plan.acks.clone();
             let key = issued as usize;
             set.spawn(async move {
                 let stats = task_stats;
@@ -213,10 +221,15 @@ pub async fn run_plan(ctx: &Ctx, a: &RestArgs, plan: RestPlan) -> anyhow::Result
                         stats::inc(&stats.counters.http_ok);
                         if kind == Kind::Send {
                             stats::inc(&stats.counters.acked);
-                            if let Some(max) = max_seq
+                            if (max_seq.is_some() || acks.is_some())
                                 && let Ok(sent) = resp.json::<Sent>().await
                             {
-                                max.fetch_max(sent.seq, Ordering::Relaxed);
+                                if let Some(max) = max_seq {
+                                    max.fetch_max(sent.seq, Ordering::Relaxed);
+                                }
+                                if let Some(acks) = acks {
+                                    acks.push(0, sent.seq);
+                                }
                             }
                         }
                         stats.latency.record(key, us);
@@ -298,6 +311,15 @@ pub async fn run_plan(ctx: &Ctx, a: &RestArgs, plan: RestPlan) -> anyhow::Result
         ));
     }
     Ok(report)
+}
+
+/// Marks an [`ExternalAcks`] finished when dropped.
+struct Finish(Arc<ExternalAcks>);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
 }
 
 fn build(

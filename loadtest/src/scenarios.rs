@@ -465,6 +465,7 @@ pub fn fanout_plan(
             body_bytes: a.body_bytes,
         },
         opts: ctx.opts(a.connect_rate, Duration::from_secs(a.settle_secs)),
+        external: None,
     }
 }
 
@@ -655,6 +656,7 @@ async fn rooms(ctx: &Ctx, a: &RoomsArgs) -> anyhow::Result<Report> {
             body_bytes: a.body_bytes,
         },
         opts: ctx.opts(0.0, Duration::ZERO),
+        external: None,
     };
     let baseline = ctx.server_baseline().await;
     let sampler = ctx.sampler(Duration::from_secs(1));
@@ -703,6 +705,7 @@ fn bare_plan(
             .collect(),
         load: Load::idle(hold),
         opts: ctx.opts(connect_rate, settle),
+        external: None,
     }
 }
 
@@ -788,6 +791,10 @@ async fn soak(ctx: &Ctx, a: &SoakArgs) -> anyhow::Result<Report> {
     plan.load.presence_rate = a.presence_rate;
     plan.load.churn_per_sec = a.churn_pct / 100.0;
     plan.load.reconnect_delay = Duration::from_millis(200);
+    // The REST mix's sends go to the same room: the ledger expects them on
+    // every socket too.
+    let rest_acks = Arc::new(engine::ExternalAcks::default());
+    plan.external = Some(Arc::clone(&rest_acks));
     let sampler = ctx.sampler(Duration::from_secs(a.sample_secs.max(1)));
     let rest_ctx = ctx.fresh();
     let rest_args = rest::RestArgs {
@@ -803,12 +810,21 @@ async fn soak(ctx: &Ctx, a: &SoakArgs) -> anyhow::Result<Report> {
         room: ids[0],
         progress: false,
         max_seq: Some(Arc::clone(&rest_max_seq)),
+        acks: Some(Arc::clone(&rest_acks)),
     };
-    // The REST mix starts with the sockets: the scrapes enclose both.
+    // The REST mix starts with the load, once every socket is ready (or
+    // when the engine ends without a load). The scrapes enclose both.
     let baseline = ctx.server_baseline().await;
     let (result, rest_report) = tokio::join!(
-        Box::pin(engine::run(plan, Arc::clone(&ctx.stats), ctx.server_pid)),
-        Box::pin(rest::run_plan(&rest_ctx, &rest_args, rest_plan)),
+        Box::pin(async {
+            let result = engine::run(plan, Arc::clone(&ctx.stats), ctx.server_pid).await;
+            rest_acks.start();
+            result
+        }),
+        Box::pin(async {
+            rest_acks.started().await;
+            rest::run_plan(&rest_ctx, &rest_args, rest_plan).await
+        }),
     );
     let usage = sampler.map(|s| s.finish(true));
     let check = match baseline {

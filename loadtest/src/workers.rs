@@ -281,6 +281,7 @@ fn share(plan: &Plan, w: usize, n: usize) -> Plan {
         slots: mine.iter().map(|&i| plan.slots[i].clone()).collect(),
         load,
         opts,
+        external: None,
     }
 }
 
@@ -426,6 +427,9 @@ async fn coordinate(
     // Load and drain: the single-process drain rule, over the sums.
     let load_started = Instant::now();
     progress.phase("load");
+    if let Some(external) = &plan.external {
+        external.start();
+    }
     for worker in &mut workers {
         worker
             .tell(&ToWorker::Go {
@@ -458,7 +462,11 @@ async fn coordinate(
             (w, other) => bail!("worker {w}: unexpected {other:?} while loading"),
         }
         show(&counters);
-        if all_draining && drain_done(&draining) {
+        let external = plan.external.as_ref().map_or(0, |e| {
+            e.expected(|room| members.get(room).copied().unwrap_or(0))
+        });
+        let sender_done = plan.external.as_ref().is_none_or(|e| e.finished());
+        if all_draining && sender_done && drain_done(&draining, external) {
             break true;
         }
     };
@@ -481,6 +489,9 @@ async fn coordinate(
             (_, ToParent::Counters(_) | ToParent::Draining(_)) => {}
             (w, other) => bail!("worker {w}: unexpected {other:?} while stopping"),
         }
+    }
+    if let Some(external) = &plan.external {
+        external.add_to(&mut acked);
     }
     for seqs in &mut acked {
         seqs.sort_unstable();
@@ -526,10 +537,11 @@ async fn coordinate(
     Ok(merged.finish(stats))
 }
 
-/// The single-process drain rule (`engine::run_here`) over every worker.
-fn drain_done(draining: &[Option<Draining>]) -> bool {
+/// The single-process drain rule (`engine::run_here`) over every worker;
+/// `external` is the deliveries expected of sends made outside the engine.
+fn drain_done(draining: &[Option<Draining>], external: u64) -> bool {
     let (mut scheduled, mut sent, mut answered, mut received, mut expected, mut busy) =
-        (0, 0, 0, 0, 0, 0);
+        (0, 0, 0, 0, external, 0);
     for d in draining.iter().flatten() {
         let c = &d.counters;
         scheduled += d.scheduled;
@@ -655,6 +667,7 @@ mod tests {
                 settle: Duration::from_secs(2),
                 workers: 2,
             },
+            external: None,
         }
     }
 
@@ -712,9 +725,26 @@ mod tests {
             })
         };
         // Worker 1's deliveries make up for what worker 0 still expects.
-        assert!(drain_done(&[d(5, 5, 5, 40, 60, 0), d(5, 5, 5, 60, 40, 0)]));
-        assert!(!drain_done(&[d(5, 5, 5, 40, 60, 0), d(5, 5, 5, 59, 40, 0)]));
-        assert!(!drain_done(&[d(5, 5, 4, 100, 100, 0), d(5, 5, 5, 0, 0, 0)]));
-        assert!(!drain_done(&[d(5, 5, 5, 100, 100, 1), d(0, 0, 0, 0, 0, 0)]));
+        assert!(drain_done(
+            &[d(5, 5, 5, 40, 60, 0), d(5, 5, 5, 60, 40, 0)],
+            0
+        ));
+        assert!(!drain_done(
+            &[d(5, 5, 5, 40, 60, 0), d(5, 5, 5, 59, 40, 0)],
+            0
+        ));
+        assert!(!drain_done(
+            &[d(5, 5, 4, 100, 100, 0), d(5, 5, 5, 0, 0, 0)],
+            0
+        ));
+        assert!(!drain_done(
+            &[d(5, 5, 5, 100, 100, 1), d(0, 0, 0, 0, 0, 0)],
+            0
+        ));
+        // Deliveries of sends made outside the engine (the soak's REST mix)
+        // are waited for too.
+        let done = [d(5, 5, 5, 110, 100, 0)];
+        assert!(drain_done(&done, 10));
+        assert!(!drain_done(&done, 11));
     }
 }

@@ -5,10 +5,9 @@
 //! published in one worker is expected in the other) and delivered or
 //! recovered, and the server's counters agreeing.
 
-use std::time::Duration;
+mod common;
 
-use parley::{Application, Settings};
-use serde_json::Value;
+use common::Server;
 
 const SOCKETS: u64 = 40;
 const RATE: u64 = 20;
@@ -16,79 +15,27 @@ const SECS: u64 = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_churn_run_over_two_workers_accounts_for_every_delivery() {
-    let tmp = tempfile::tempdir().expect("a temp dir");
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().expect("an address"),
-        data_dir: tmp.path().to_path_buf(),
-        ws_events_per_second: 1000,
-        ws_events_burst: 2000,
-        api_per_minute: 1_000_000,
-        ..Settings::default()
-    };
-    let users = tmp.path().join("users.jsonl");
-    let seed = parley::cli::Seed {
-        count: u32::try_from(SOCKETS).expect("small"),
-        prefix: "worker".to_owned(),
-        password: "Seeded-users-1".to_owned(),
-        token_ttl: Duration::from_secs(3600),
-    };
-    let app = Box::pin(Application::build(settings.clone()))
-        .await
-        .expect("the server builds");
-    let url = format!("http://{}", app.local_addr());
-    tokio::spawn(async move {
-        if let Err(e) = app.run_until_stopped().await {
-            eprintln!("server stopped: {e:#}");
-        }
-    });
-    parley::cli::seed_users(&settings, &seed, &users)
-        .await
-        .expect("users seeded");
+    let server = Server::start(u32::try_from(SOCKETS).expect("small"), "worker").await;
 
-    let harness = env!("CARGO_BIN_EXE_parley-loadtest");
-    let args = [
-        "--url",
-        &url,
-        "--users",
-        users.to_str().expect("a UTF-8 path"),
-        "--json",
-        "--no-progress",
-        "--workers",
-        "2",
-        "--slo",
-        "losses=0,agree",
-        "churn",
-        "--sockets",
-        &SOCKETS.to_string(),
-        "--rate",
-        &RATE.to_string(),
-        "--duration",
-        &SECS.to_string(),
-        "--churn-pct",
-        "10",
-    ];
-    let out = tokio::process::Command::new(harness)
-        .args(args)
-        .output()
-        .await
-        .expect("the harness runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "exit {:?}; stderr:\n{stderr}",
-        out.status
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "JSON report ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    let figure = |name: &str| {
-        report["figures"][name]
-            .as_f64()
-            .unwrap_or_else(|| panic!("figure {name} in {report}"))
-    };
+    let report = server
+        .run_harness(&[
+            "--workers",
+            "2",
+            "--slo",
+            "losses=0,agree",
+            "churn",
+            "--sockets",
+            &SOCKETS.to_string(),
+            "--rate",
+            &RATE.to_string(),
+            "--duration",
+            &SECS.to_string(),
+            "--churn-pct",
+            "10",
+        ])
+        .await;
+
+    let figure = |name: &str| common::figure(&report, name);
     let detail = &report["detail"];
     let acked = detail["counters"]["acked"].as_u64().expect("acked");
     assert_eq!(detail["slots_ready"].as_u64(), Some(SOCKETS), "{detail}");
