@@ -181,11 +181,6 @@ impl ExternalAcks {
         self.lock().push((room, seq));
     }
 
-    /// Every `(room, seq)` recorded so far.
-    pub fn snapshot(&self) -> Vec<(usize, i64)> {
-        self.lock().clone()
-    }
-
     /// Deliveries these acks call for, given each room's ready members.
     pub fn expected(&self, members: impl Fn(usize) -> u64) -> u64 {
         self.lock().iter().map(|&(room, _)| members(room)).sum()
@@ -193,7 +188,7 @@ impl ExternalAcks {
 
     /// Adds the recorded seqs to per-room acked lists (unsorted).
     pub fn add_to(&self, acked: &mut [Vec<i64>]) {
-        for (room, seq) in self.snapshot() {
+        for &(room, seq) in self.lock().iter() {
             if let Some(seqs) = acked.get_mut(room) {
                 seqs.push(seq);
             }
