@@ -136,7 +136,7 @@ settings! {
     database_url: Option<String> = None;
     /// Maximum pooled database connections.
     database_max_connections: u32 = 10;
-    /// Redis URL; set to join several nodes into a cluster (later issue).
+    /// Redis URL; set to join several nodes into a cluster (not used yet).
     redis_url: Option<String> = None;
     /// HS256 secret for access tokens. Unset: generated once into `<data_dir>/jwt_secret` (mode 0600).
     jwt_secret: Option<Secret> = None;
