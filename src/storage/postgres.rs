@@ -22,6 +22,8 @@ type SqlStore = PgStore;
 /// The database the shared SQL in `sql/` is compiled for here.
 type Db = sqlx::Postgres;
 
+// The same folder is mounted by `sqlite.rs`: once per backend, on purpose.
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/mod.rs"]
 mod sql;
 

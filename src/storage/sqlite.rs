@@ -26,6 +26,8 @@ type SqlStore = SqliteStore;
 /// The database the shared SQL in `sql/` is compiled for here.
 type Db = sqlx::Sqlite;
 
+// The same folder is mounted by `postgres.rs`: once per backend, on purpose.
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/mod.rs"]
 mod sql;
 

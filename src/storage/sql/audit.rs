@@ -7,10 +7,8 @@ use crate::storage::rows::{AuditRow, to_ms};
 use super::{Fetch, Run, SqlStore};
 
 impl SqlStore {
-    pub(super) async fn create_audit_entry(
-        &self,
-        entry: NewAuditEntry,
-    ) -> StoreResult<()> {
+    /// Appends one entry.
+    pub(super) async fn create_audit_entry(&self, entry: NewAuditEntry) -> StoreResult<()> {
         sqlx::query(
             "insert into audit_log (id, at, actor_id, action, target_type, target_id, \
                ip, user_agent, request_id, details) \
@@ -31,6 +29,8 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Entries, newest first, optionally only one action; for tests and,
+    /// later, the admin API.
     pub(super) async fn list_audit_entries(
         &self,
         action: Option<&str>,

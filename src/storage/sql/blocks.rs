@@ -9,6 +9,7 @@ use crate::storage::rows::{BlockRow, parse_col, to_ms};
 use super::{Fetch, Run, SqlStore};
 
 impl SqlStore {
+    /// `blocker` blocks `blocked`; `false` when already so.
     pub(super) async fn create_block(
         &self,
         blocker_id: UserId,
@@ -27,10 +28,8 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn list_blocks(
-        &self,
-        blocker_id: UserId,
-    ) -> StoreResult<Vec<Block>> {
+    /// Whom `blocker` blocked, newest first.
+    pub(super) async fn list_blocks(&self, blocker_id: UserId) -> StoreResult<Vec<Block>> {
         sqlx::query_as::<_, BlockRow>(
             "select blocker_id, blocked_id, created_at from blocks \
              where blocker_id = $1 \
@@ -41,6 +40,7 @@ impl SqlStore {
         .await
     }
 
+    /// Every block, to build the in-memory view at start.
     pub(super) async fn all_blocks(&self) -> StoreResult<Vec<(UserId, UserId)>> {
         let rows: Vec<(String, String)> =
             sqlx::query_as("select blocker_id, blocked_id from blocks")
@@ -56,6 +56,7 @@ impl SqlStore {
             .collect()
     }
 
+    /// Lifts a block; `false` when there was none.
     pub(super) async fn delete_block(
         &self,
         blocker_id: UserId,

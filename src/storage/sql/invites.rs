@@ -9,6 +9,8 @@ use crate::storage::rows::{InviteRow, to_ms};
 use super::{Fetch, Run, SqlStore};
 
 impl SqlStore {
+    /// Stores a pending invite. A pending invite for the same room and
+    /// invitee already there is `Conflict { field: "user_id" }`.
     pub(super) async fn create_invite(&self, new: NewInvite) -> StoreResult<Invite> {
         // A second pending invite hits the partial unique index,
         // which error mapping reports as `user_id`.
@@ -29,10 +31,8 @@ impl SqlStore {
         .into_invite()
     }
 
-    pub(super) async fn invite_by_id(
-        &self,
-        id: InviteId,
-    ) -> StoreResult<Option<Invite>> {
+    /// An invite by id.
+    pub(super) async fn invite_by_id(&self, id: InviteId) -> StoreResult<Option<Invite>> {
         sqlx::query_as::<_, InviteRow>(concat!(
             "select ",
             invite_columns!(),
@@ -43,6 +43,7 @@ impl SqlStore {
         .await
     }
 
+    /// A user's pending invites, newest first.
     pub(super) async fn list_pending_invites(
         &self,
         invitee_id: UserId,
@@ -59,6 +60,7 @@ impl SqlStore {
         .await
     }
 
+    /// Accepts or declines a pending invite; `false` when it is not pending.
     pub(super) async fn respond_invite(
         &self,
         id: InviteId,

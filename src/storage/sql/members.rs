@@ -10,6 +10,7 @@ use crate::storage::rows::{MemberRow, parse_col, to_ms};
 use super::{Fetch, Run, SqlStore, begin, commit};
 
 impl SqlStore {
+    /// Adds a member; `false` when already a member (role unchanged).
     pub(super) async fn add_member(
         &self,
         room_id: RoomId,
@@ -30,6 +31,7 @@ impl SqlStore {
         .await
     }
 
+    /// One membership.
     pub(super) async fn member(
         &self,
         room_id: RoomId,
@@ -47,10 +49,8 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn list_members(
-        &self,
-        room_id: RoomId,
-    ) -> StoreResult<Vec<Member>> {
+    /// Every member of a room, oldest first.
+    pub(super) async fn list_members(&self, room_id: RoomId) -> StoreResult<Vec<Member>> {
         sqlx::query_as::<_, MemberRow>(concat!(
             "select ",
             member_columns!(),
@@ -63,10 +63,8 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn users_sharing_rooms(
-        &self,
-        user_id: UserId,
-    ) -> StoreResult<Vec<UserId>> {
+    /// Users who share at least one room with `user_id` (not including them).
+    pub(super) async fn users_sharing_rooms(&self, user_id: UserId) -> StoreResult<Vec<UserId>> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "select distinct other.user_id \
              from room_members me \
@@ -83,6 +81,7 @@ impl SqlStore {
             .collect()
     }
 
+    /// Sets a member's role; `false` when not a member.
     pub(super) async fn update_member_role(
         &self,
         room_id: RoomId,
@@ -97,6 +96,9 @@ impl SqlStore {
             .await
     }
 
+    /// Moves the read marker forward to `seq` (never back, never past the
+    /// room's last seq). Returns the marker now stored, `None` when not a
+    /// member.
     pub(super) async fn set_read_marker(
         &self,
         room_id: RoomId,
@@ -125,6 +127,7 @@ impl SqlStore {
         Ok(row.map(|(seq,)| seq))
     }
 
+    /// Removes a member; `false` when not a member.
     pub(super) async fn remove_member(
         &self,
         room_id: RoomId,
@@ -137,6 +140,8 @@ impl SqlStore {
             .await
     }
 
+    /// Bans a user from a room (removing the membership); `false` when
+    /// already banned.
     pub(super) async fn ban_member(
         &self,
         room_id: RoomId,
@@ -165,11 +170,8 @@ impl SqlStore {
         Ok(done > 0)
     }
 
-    pub(super) async fn is_banned(
-        &self,
-        room_id: RoomId,
-        user_id: UserId,
-    ) -> StoreResult<bool> {
+    /// Whether the user is banned from the room.
+    pub(super) async fn is_banned(&self, room_id: RoomId, user_id: UserId) -> StoreResult<bool> {
         let row: Option<(i32,)> =
             sqlx::query_as("select 1 from room_bans where room_id = $1 and user_id = $2")
                 .bind(room_id.to_string())
@@ -179,11 +181,8 @@ impl SqlStore {
         Ok(row.is_some())
     }
 
-    pub(super) async fn unban_member(
-        &self,
-        room_id: RoomId,
-        user_id: UserId,
-    ) -> StoreResult<bool> {
+    /// Lifts a ban; `false` when there was none.
+    pub(super) async fn unban_member(&self, room_id: RoomId, user_id: UserId) -> StoreResult<bool> {
         sqlx::query("delete from room_bans where room_id = $1 and user_id = $2")
             .bind(room_id.to_string())
             .bind(user_id.to_string())

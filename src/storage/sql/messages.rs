@@ -25,6 +25,11 @@ use super::Db;
 use super::{Fetch, Run, SqlStore, begin, commit, rollback};
 
 impl SqlStore {
+    /// [`ChatStore::create_message`] for several messages of one room in one
+    /// transaction (group commit): they get consecutive seqs in the order
+    /// given, and the answer has one entry per message, in that order. A
+    /// `client_id` repeated within the batch is stored once; the later
+    /// entries get `Existing`.
     pub(super) async fn create_messages(
         &self,
         batch: Vec<NewMessage>,
@@ -55,6 +60,10 @@ impl SqlStore {
         prepared.finish()
     }
 
+    /// [`ChatStore::create_messages`] for several rooms at once, in as few
+    /// transactions as the store can (group commit across rooms): one
+    /// answer per group, in order. A group that cannot be stored fails
+    /// alone.
     pub(super) async fn create_message_groups(
         &self,
         groups: Vec<Vec<NewMessage>>,
@@ -293,10 +302,8 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn message_by_id(
-        &self,
-        id: MessageId,
-    ) -> StoreResult<Option<Message>> {
+    /// A message by id.
+    pub(super) async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
         let row = sqlx::query_as::<_, MessageRow>(concat!(
             "select ",
             message_columns!(),
@@ -332,6 +339,8 @@ impl SqlStore {
         .await
     }
 
+    /// A page of history: newest first, or oldest first when `after_seq`
+    /// is given. Deleted messages are included (as tombstones).
     pub(super) async fn list_messages(
         &self,
         room_id: RoomId,
@@ -378,6 +387,7 @@ impl SqlStore {
         self.with_reactions(rows, viewer.as_deref()).await
     }
 
+    /// Replaces a body and sets `edited_at`; `None` when missing or deleted.
     pub(super) async fn update_message_body(
         &self,
         id: MessageId,
@@ -401,6 +411,8 @@ impl SqlStore {
         }
     }
 
+    /// Soft-deletes: the body is erased, reactions removed, `deleted` set;
+    /// the seq stays. `None` when missing or already deleted.
     pub(super) async fn delete_message(
         &self,
         id: MessageId,

@@ -12,6 +12,31 @@ use crate::storage::rows::{MessageRow, to_ms};
 use super::{Fetch, Run, SqlStore};
 
 impl SqlStore {
+    /// Adds a reaction; `false` when this user already reacted so.
+    pub(super) async fn add_reaction(
+        &self,
+        message_id: MessageId,
+        user_id: UserId,
+        emoji: &Emoji,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        // Deleted messages take no reactions, also when the
+        // delete races this insert. (SQLite needs the `where` to
+        // parse `insert … select … on conflict`.)
+        sqlx::query(
+            "insert into reactions (message_id, user_id, emoji, created_at) \
+             select $1, $2, $3, $4 \
+             where exists (select 1 from messages where id = $1 and not deleted) \
+             on conflict (message_id, user_id, emoji) do nothing",
+        )
+        .bind(message_id.to_string())
+        .bind(user_id.to_string())
+        .bind(emoji.as_str())
+        .bind(to_ms(at))
+        .changed(&self.pool)
+        .await
+    }
+
     /// Adds reaction counts to message rows with one query. With a
     /// viewer, reactions by users they blocked are not counted.
     pub(super) async fn with_reactions(
@@ -43,30 +68,7 @@ impl SqlStore {
             .ok_or_else(|| StoreError::Other("message row went missing".to_owned()))
     }
 
-    pub(super) async fn add_reaction(
-        &self,
-        message_id: MessageId,
-        user_id: UserId,
-        emoji: &Emoji,
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        // Deleted messages take no reactions, also when the
-        // delete races this insert. (SQLite needs the `where` to
-        // parse `insert … select … on conflict`.)
-        sqlx::query(
-            "insert into reactions (message_id, user_id, emoji, created_at) \
-             select $1, $2, $3, $4 \
-             where exists (select 1 from messages where id = $1 and not deleted) \
-             on conflict (message_id, user_id, emoji) do nothing",
-        )
-        .bind(message_id.to_string())
-        .bind(user_id.to_string())
-        .bind(emoji.as_str())
-        .bind(to_ms(at))
-        .changed(&self.pool)
-        .await
-    }
-
+    /// Removes a reaction; `false` when there was none.
     pub(super) async fn remove_reaction(
         &self,
         message_id: MessageId,

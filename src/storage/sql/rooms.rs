@@ -11,6 +11,7 @@ use crate::storage::rows::{MembershipRow, RoomRow, dm_key, name_pattern, parse_c
 use super::{Fetch, Run, SqlStore, begin, commit};
 
 impl SqlStore {
+    /// Inserts a room and its owner's membership, in one transaction.
     pub(super) async fn create_room(&self, new: NewRoom) -> StoreResult<Room> {
         let at = to_ms(new.created_at);
         let mut tx = begin(&self.pool).await?;
@@ -42,6 +43,9 @@ impl SqlStore {
         row.into_room()
     }
 
+    /// The direct room between `a` and `b` (either order), created with id
+    /// `id` and both as members (role `member`) when missing. `true` when
+    /// created now.
     pub(super) async fn get_or_create_direct_room(
         &self,
         id: RoomId,
@@ -96,6 +100,7 @@ impl SqlStore {
         Ok((row.into_room()?, false))
     }
 
+    /// A room by id.
     pub(super) async fn room_by_id(&self, id: RoomId) -> StoreResult<Option<Room>> {
         sqlx::query_as::<_, RoomRow>(concat!(
             "select ",
@@ -107,6 +112,8 @@ impl SqlStore {
         .await
     }
 
+    /// Public rooms whose name starts with or contains `q`
+    /// (case-insensitive), newest first, after the cursor room.
     pub(super) async fn list_public_rooms(
         &self,
         q: Option<&str>,
@@ -132,10 +139,8 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn list_memberships(
-        &self,
-        user_id: UserId,
-    ) -> StoreResult<Vec<Membership>> {
+    /// Every room the user is a member of, with role and unread count.
+    pub(super) async fn list_memberships(&self, user_id: UserId) -> StoreResult<Vec<Membership>> {
         // Each room with its unread messages counted among its
         // newest UNREAD_WINDOW only, so the cost stays bounded
         // however far behind a member is. Messages with no
@@ -165,6 +170,8 @@ impl SqlStore {
         .await
     }
 
+    /// The last seq of every room the user is a member of: a cheap second
+    /// look after a socket subscribed (see `Realtime::connect`).
     pub(super) async fn member_last_seqs(
         &self,
         user_id: UserId,
@@ -182,6 +189,7 @@ impl SqlStore {
             .collect()
     }
 
+    /// Applies a patch; `None` when the room does not exist.
     pub(super) async fn update_room(
         &self,
         id: RoomId,
@@ -208,6 +216,7 @@ impl SqlStore {
         .await
     }
 
+    /// Deletes a room with its members, invites, messages and reactions.
     pub(super) async fn delete_room(&self, id: RoomId) -> StoreResult<bool> {
         // Members, bans, invites and messages go by cascade, and
         // reactions with the messages.

@@ -8,6 +8,9 @@ use parley_actors::store::{Message, StoreResult};
 use super::SqlStore;
 
 impl SqlStore {
+    /// Full-text search over the rooms `user_id` is a member of (or just
+    /// `room_id`, if they are a member of it), best match first; deleted
+    /// messages and messages by users they blocked are left out.
     pub(super) async fn search_messages(
         &self,
         user_id: UserId,

@@ -14,6 +14,7 @@ use crate::storage::rows::{SessionRow, TokenStateRow, parse_col, to_ms};
 use super::{Fetch, Run, SqlStore, begin, commit};
 
 impl SqlStore {
+    /// Inserts a session together with its first refresh token.
     pub(super) async fn create_session(
         &self,
         new: NewSession,
@@ -53,10 +54,8 @@ impl SqlStore {
         row.into_session()
     }
 
-    pub(super) async fn session_by_id(
-        &self,
-        id: SessionId,
-    ) -> StoreResult<Option<Session>> {
+    /// A session by id (revoked ones included).
+    pub(super) async fn session_by_id(&self, id: SessionId) -> StoreResult<Option<Session>> {
         sqlx::query_as::<_, SessionRow>(concat!(
             "select ",
             session_columns!(),
@@ -67,6 +66,8 @@ impl SqlStore {
         .await
     }
 
+    /// A user's live (not revoked) sessions, newest first, at most `limit`,
+    /// starting after the session `after` (cursor) when given.
     pub(super) async fn list_live_sessions(
         &self,
         user_id: UserId,
@@ -96,6 +97,8 @@ impl SqlStore {
         .await
     }
 
+    /// Sessions revoked at or after `since`: `(session, user)` pairs, to
+    /// rebuild the in-memory revocation view at start.
     pub(super) async fn sessions_revoked_since(
         &self,
         since: DateTime<Utc>,
@@ -115,6 +118,12 @@ impl SqlStore {
             .collect()
     }
 
+    /// Spends the refresh token whose hash is `token_hash` and stores
+    /// `replacement` in its place, atomically: two concurrent calls with the
+    /// same token cannot both rotate. A token already spent revokes its
+    /// session (see [`RefreshOutcome::Reused`]). The caller cannot know the
+    /// session beforehand: `replacement.session_id` is ignored and the new
+    /// token belongs to the presented token's session.
     pub(super) async fn rotate_refresh_token(
         &self,
         token_hash: &str,
@@ -207,6 +216,7 @@ impl SqlStore {
         Ok(RefreshOutcome::Dead)
     }
 
+    /// Notes activity on a session.
     pub(super) async fn touch_session(
         &self,
         id: SessionId,
@@ -231,6 +241,7 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Revokes one session; `false` when it was already revoked or is unknown.
     pub(super) async fn revoke_session(
         &self,
         id: SessionId,
@@ -248,6 +259,8 @@ impl SqlStore {
         .await
     }
 
+    /// Revokes every live session of a user except `keep`; returns the ids
+    /// it revoked.
     pub(super) async fn revoke_user_sessions(
         &self,
         user_id: UserId,

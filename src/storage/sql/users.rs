@@ -12,6 +12,7 @@ use crate::storage::rows::{UserRow, from_ms_opt, to_ms};
 use super::{Fetch, Run, SqlStore};
 
 impl SqlStore {
+    /// Inserts a user. A taken username or email is `Conflict { field }`.
     pub(super) async fn create_user(&self, new: NewUser) -> StoreResult<User> {
         let at = to_ms(new.created_at);
         sqlx::query_as::<_, UserRow>(concat!(
@@ -31,6 +32,7 @@ impl SqlStore {
         .into_user()
     }
 
+    /// A user by id.
     pub(super) async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
         sqlx::query_as::<_, UserRow>(concat!(
             "select ",
@@ -42,6 +44,8 @@ impl SqlStore {
         .await
     }
 
+    /// A user by username or by email (both stored lowercase; `login` is
+    /// lowercased by the caller).
     pub(super) async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>> {
         // Usernames cannot contain '@', so at most one row matches.
         sqlx::query_as::<_, UserRow>(concat!(
@@ -54,6 +58,8 @@ impl SqlStore {
         .await
     }
 
+    /// Counts one failed login. When the count reaches `max_failures` the
+    /// account is locked until `lock_until` and the count starts again.
     pub(super) async fn record_login_failure(
         &self,
         id: UserId,
@@ -94,6 +100,7 @@ impl SqlStore {
         })
     }
 
+    /// Resets the failure count and any lock (after a successful login).
     pub(super) async fn clear_login_failures(&self, id: UserId) -> StoreResult<()> {
         let done =
             sqlx::query("update users set failed_logins = 0, locked_until = null where id = $1")
@@ -103,6 +110,7 @@ impl SqlStore {
         expect_found(done, "user", id)
     }
 
+    /// Replaces the password hash.
     pub(super) async fn update_password_hash(
         &self,
         id: UserId,
@@ -119,6 +127,7 @@ impl SqlStore {
         expect_found(done, "user", id)
     }
 
+    /// Sets role and/or status (CLI and, later, the admin API).
     pub(super) async fn update_user_role_status(
         &self,
         id: UserId,
