@@ -9,7 +9,7 @@
 //! seq: no gaps, no duplicates. Sends go through `self.writer` (SQLite's
 //! dedicated writer connection; PostgreSQL's pool).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use parley_actors::domain::{MessageBody, MessageId, RoomId, UserId};
@@ -20,12 +20,10 @@ use crate::storage::batch::{
 };
 use crate::storage::rows::{MessageRow, to_ms};
 
-use super::Db;
-
-use super::{Fetch, Run, SqlStore, begin, commit, rollback};
+use super::{Db, Fetch, Run, SqlStore, begin, commit, rollback};
 
 impl SqlStore {
-    /// [`ChatStore::create_message`] for several messages of one room in one
+    /// [`ChatStore::create_message`](parley_actors::store::ChatStore::create_message) for several messages of one room in one
     /// transaction (group commit): they get consecutive seqs in the order
     /// given, and the answer has one entry per message, in that order. A
     /// `client_id` repeated within the batch is stored once; the later
@@ -60,7 +58,7 @@ impl SqlStore {
         prepared.finish()
     }
 
-    /// [`ChatStore::create_messages`] for several rooms at once, in as few
+    /// [`ChatStore::create_messages`](parley_actors::store::ChatStore::create_messages) for several rooms at once, in as few
     /// transactions as the store can (group commit across rooms): one
     /// answer per group, in order. A group that cannot be stored fails
     /// alone.
@@ -153,8 +151,6 @@ impl SqlStore {
         tx: &mut sqlx::Transaction<'static, Db>,
         groups: &[&PreparedMessages],
     ) -> StoreResult<Vec<Written>> {
-        use std::collections::{HashMap, HashSet};
-        use {INSERT_CHUNK, Written, values_sql};
         let fresh: Vec<Vec<usize>> = groups.iter().map(|p| p.fresh()).collect();
         // Each room once, with its count summed over its groups.
         let mut counts: Vec<(&str, i64)> = Vec::new();

@@ -130,7 +130,6 @@ impl SqlStore {
         replacement: NewRefreshToken,
         now: DateTime<Utc>,
     ) -> StoreResult<RefreshOutcome> {
-        use RefreshOutcome;
         let now_ms = to_ms(now);
         // The first statement writes, so the transaction holds the
         // write lock from the start (SQLite) or the row lock
