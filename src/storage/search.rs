@@ -39,7 +39,7 @@ use std::time::Duration;
 use parley_actors::store::StoreResult;
 use sqlx::{SqliteConnection, SqlitePool};
 
-use super::db_err;
+use super::errors::db_err;
 
 /// Bumped when the index's definition changes; an index file of another
 /// version is emptied and rebuilt.
@@ -316,22 +316,5 @@ async fn background(index: Weak<SearchIndex>) {
         }
         drop(index);
         tokio::time::sleep(INTERVAL).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_index_sits_beside_the_database() {
-        assert_eq!(
-            index_path(Path::new("/data/parley.db")),
-            PathBuf::from("/data/parley.search.db")
-        );
-        assert_eq!(
-            index_path(Path::new("chat")),
-            PathBuf::from("chat.search.db")
-        );
     }
 }
