@@ -30,5 +30,8 @@ pub mod store;
 mod supervisor;
 pub mod telemetry;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::ChatError;
 pub use realtime::{Realtime, RealtimeConfig};

@@ -8,6 +8,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+#[cfg(any(test, feature = "test-util"))]
+pub mod memory;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
