@@ -268,7 +268,7 @@ impl ChatStore for MemoryStore {
             .filter(|r| q.as_ref().is_none_or(|q| r.name.to_lowercase().contains(q)))
             .cloned()
             .collect();
-        rooms.sort_by(|x, y| (y.created_at, y.id.as_uuid()).cmp(&(x.created_at, x.id.as_uuid())));
+        rooms.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id.as_uuid())));
         if let Some(after) = after
             && let Some(pos) = rooms.iter().position(|r| r.id == after)
         {
@@ -566,7 +566,7 @@ impl ChatStore for MemoryStore {
             .filter(|m| !m.deleted && m.body.to_lowercase().contains(&query))
             .map(|m| data.view(m, Some(user_id)))
             .collect();
-        found.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        found.sort_by_key(|m| std::cmp::Reverse(m.created_at));
         found.truncate(limit as usize);
         Ok(found)
     }
