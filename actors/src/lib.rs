@@ -7,7 +7,7 @@
 //!
 //! The server speaks to the core through [`Realtime`] (the facade) and
 //! [`room::Rooms`] (a typed handle per room). Inside, actors share
-//! [`shared`] state and publish through the [`broker::Broker`] seam;
+//! `shared` state and publish through the [`broker::Broker`] seam;
 //! [`sockets`] holds this node's sockets and their bounded outboxes.
 
 #![warn(missing_docs)]

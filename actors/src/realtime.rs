@@ -1,5 +1,5 @@
 //! The realtime core as one handle, for the server: it starts the actor
-//! tree ([`crate::supervisor`]), accepts and forgets sockets, and gives
+//! tree (the `supervisor` module), accepts and forgets sockets, and gives
 //! the HTTP layer rooms ([`Rooms`]), presence, blocks and broadcasts.
 //! Actors never import this module.
 

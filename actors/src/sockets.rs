@@ -413,6 +413,11 @@ impl Delivery {
 }
 
 /// The registry of local sockets.
+///
+/// Its subscription methods (`register`, `subscribe_*`, `unsubscribe_*`,
+/// `drop_room`, `unregister`) are for [`crate::broker::Broker`]
+/// implementations only: the core subscribes through the broker, so that a
+/// broker spanning nodes sees every subscription.
 #[derive(Debug, Default)]
 pub struct Sockets {
     /// Sockets per user, reserved before a socket is accepted (so concurrent

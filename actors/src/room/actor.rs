@@ -1,8 +1,8 @@
 //! The room actor: its state, loaded from the store when it starts, and
 //! its dispatch. It checks membership and roles, stores every change
 //! before it answers, and publishes each event once through the broker.
-//! The work of each request is in [`super::messages`],
-//! [`super::membership`], [`super::moderation`] and [`super::resume`].
+//! The work of each request is in the sibling modules `messages`,
+//! `membership`, `moderation` and `resume`.
 //!
 //! Seqs are assigned by the store inside the insert transaction, so a room
 //! actor that fails and is started again (state reloaded from the store)

@@ -1,15 +1,15 @@
 //! Rooms: one actor per active room, the single writer of that room's
 //! realtime state, and the typed handle every caller speaks to it through.
 //!
-//! - [`actor`]: the actor, its state and its dispatch;
-//! - [`messages`]: send (group commit), edit, delete, react, typing, read;
-//! - [`membership`]: join, invite, accept, leave;
-//! - [`moderation`]: kick, ban, roles, room settings, deletion;
-//! - [`resume`]: the replay of a socket's gap after a reconnect;
-//! - [`registry`]: the room supervisor and the lookup of live rooms;
-//! - [`create`]: new rooms and direct rooms (no actor until first use).
+//! - `actor`: the actor, its state and its dispatch;
+//! - `messages`: send (group commit), edit, delete, react, typing, read;
+//! - `membership`: join, invite, accept, leave;
+//! - `moderation`: kick, ban, roles, room settings, deletion;
+//! - `resume`: the replay of a socket's gap after a reconnect;
+//! - `registry`: the room supervisor and the lookup of live rooms;
+//! - `create`: new rooms and direct rooms (no actor until first use).
 //!
-//! Callers never build a [`RoomMsg`]: [`Rooms::room`] gives a
+//! Callers never build a `RoomMsg` (it is private to this module): [`Rooms::room`] gives a
 //! [`RoomHandle`] whose methods do.
 
 mod actor;
@@ -374,7 +374,7 @@ impl<'a> RoomHandle<'a> {
             .await
     }
 
-    /// The last step of a resume (see [`resume`]).
+    /// The last step of a resume (see the `resume` module).
     async fn catch_up(
         &self,
         viewer: UserId,
