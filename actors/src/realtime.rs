@@ -14,7 +14,7 @@ use crate::backlog::Backlog;
 use crate::blocks::BlockIndex;
 use crate::broker::{Broker, LocalBroker, Target};
 use crate::connection::{ConnectionActor, ConnectionMsg};
-use crate::domain::{RoomId, RoomName, RoomRole, RoomTopic, SessionId, UserId, Visibility};
+use crate::domain::{RoomId, RoomName, RoomTopic, SessionId, UserId, Visibility};
 use crate::error::ChatError;
 use crate::group_commit::GroupCommit;
 use crate::presence::{Presence, PresenceMsg};
@@ -327,15 +327,6 @@ impl Realtime {
         self.shared
             .broker
             .publish(Target::All, Delivery::frame(&frame));
-    }
-
-    /// Asks a room for its state and the caller's role in it.
-    pub async fn room_snapshot(
-        &self,
-        room: RoomId,
-        user: UserId,
-    ) -> Result<(Room, Option<RoomRole>), ChatError> {
-        self.rooms.room(room).snapshot(user).await
     }
 
     /// Makes a room actor panic (tests of supervision only).
