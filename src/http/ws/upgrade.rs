@@ -40,8 +40,11 @@ const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// it per upgrade; every field is a shared handle).
 #[derive(Debug, Clone)]
 pub struct SocketState {
+    /// Limits, origins, heartbeat.
     pub settings: Arc<Settings>,
+    /// Checks the token (header or first frame) and revocations.
     pub accounts: Arc<Accounts>,
+    /// The core a live socket is registered with.
     pub realtime: Realtime,
     /// Where socket writer tasks run.
     pub socket_writers: SocketWriters,
