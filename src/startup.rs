@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use metrics_exporter_prometheus::PrometheusHandle;
 use parley_actors::Realtime;
-use parley_actors::domain::UserId;
 use parley_actors::protocol::close;
 use parley_actors::store::Store;
 use tokio::net::TcpListener;
@@ -18,52 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::accounts::Accounts;
 use crate::auth::{PasswordHasher, RevokedSessions, TokenKeys, tokens};
 use crate::config::Settings;
-use crate::http::ratelimit::KeyedLimiter;
+use crate::http::state::{AppState, Limits};
 use crate::http::ws::SocketWriters;
 use crate::{http, storage, telemetry};
-
-/// The rate limiters guarding the HTTP API.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Registrations per IP.
-    pub register: KeyedLimiter<std::net::IpAddr>,
-    /// Logins and refreshes per IP.
-    pub login: KeyedLimiter<std::net::IpAddr>,
-    /// Authenticated requests per user.
-    pub api: KeyedLimiter<UserId>,
-}
-
-impl Limits {
-    fn new(settings: &Settings) -> Self {
-        Self {
-            register: KeyedLimiter::per_minute(settings.register_per_minute, "register"),
-            login: KeyedLimiter::per_minute(settings.login_per_minute, "login"),
-            api: KeyedLimiter::per_minute(settings.api_per_minute, "api"),
-        }
-    }
-
-    fn retain_recent(&self) {
-        self.register.retain_recent();
-        self.login.retain_recent();
-        self.api.retain_recent();
-    }
-}
-
-/// What every handler can reach. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub store: Arc<dyn Store>,
-    pub accounts: Arc<Accounts>,
-    pub limits: Limits,
-    pub realtime: Realtime,
-    /// Where socket writer tasks run (see [`SocketWriters`]).
-    pub socket_writers: SocketWriters,
-    /// Upgraded WebSocket connections, authenticated or not (the cap).
-    pub open_sockets: Arc<std::sync::atomic::AtomicUsize>,
-    pub metrics: PrometheusHandle,
-    pub started: Instant,
-}
 
 /// Stops a running [`Application`] gracefully.
 #[derive(Debug, Clone)]
@@ -265,16 +220,6 @@ impl Application {
         state.store.close().await;
         tracing::info!("parley stopped");
         served
-    }
-}
-
-impl AppState {
-    fn store_kind(&self) -> &'static str {
-        if self.settings.database_url().starts_with("postgres") {
-            "postgres"
-        } else {
-            "sqlite"
-        }
     }
 }
 

@@ -15,9 +15,10 @@ use utoipa_axum::routes;
 
 use super::dto::{ErrorEnvelope, Profile};
 use super::error::ApiError;
-use super::extract::{ApiJson, AuthUser, ClientInfo};
+use super::extract::{ApiJson, AuthUser};
 use super::rooms::path_id;
-use crate::startup::AppState;
+use super::state::AppState;
+use crate::accounts::Client;
 
 /// Routes (authenticated; each handler checks the admin role in the store,
 /// not only in the token, so a demoted admin loses access at once).
@@ -51,7 +52,7 @@ pub struct UpdateUser {
 async fn update_user(
     State(state): State<AppState>,
     auth: AuthUser,
-    client: ClientInfo,
+    client: Client,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> Result<Json<Profile>, ApiError> {

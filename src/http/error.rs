@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use parley_actors::store::StoreError;
 use serde_json::{Value, json};
 
-use crate::auth::passwords::HashError;
+use crate::accounts::AccountError;
 
 /// One error a client can see. Each variant's doc names its status.
 #[derive(Debug, thiserror::Error)]
@@ -201,9 +201,35 @@ impl From<parley_actors::ChatError> for ApiError {
     }
 }
 
-impl From<HashError> for ApiError {
-    fn from(e: HashError) -> Self {
-        Self::Internal(e.into())
+/// The one place account errors become the HTTP envelope.
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        use AccountError as A;
+        match e {
+            A::InvalidToken(why) => Self::InvalidToken(why),
+            A::Unauthenticated => Self::Unauthenticated,
+            A::InvalidCredentials => Self::InvalidCredentials,
+            A::InvalidRefreshToken => Self::InvalidRefreshToken,
+            A::InvalidPassword => Self::InvalidPassword,
+            A::AccountSuspended => Self::AccountSuspended,
+            A::AccountBanned => Self::AccountBanned,
+            A::NotFound => Self::NotFound,
+            A::Conflict { field } => Self::Conflict { field },
+            A::Validation(failed) => {
+                let fields = failed
+                    .into_iter()
+                    .map(|f| {
+                        (
+                            f.field.to_owned(),
+                            json!({"code": f.code, "message": f.message}),
+                        )
+                    })
+                    .collect();
+                Self::Validation { fields }
+            }
+            A::AccountLocked { retry_after } => Self::AccountLocked { retry_after },
+            A::Internal(cause) => Self::Internal(cause),
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, AuthUser};
 use super::pagination::{MAX_LIMIT, Page, PageParams};
 use super::rooms::path_id;
-use crate::startup::AppState;
+use super::state::AppState;
 
 /// Routes (authenticated).
 pub fn router() -> OpenApiRouter<AppState> {

@@ -13,6 +13,7 @@ pub mod pagination;
 pub mod ratelimit;
 pub mod rooms;
 pub mod sessions;
+pub mod state;
 pub mod users;
 pub mod ws;
 
@@ -37,7 +38,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use self::error::ApiError;
 use self::ratelimit::{IpLimit, limit_by_ip};
-use crate::startup::AppState;
+use self::state::AppState;
 use crate::telemetry;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -250,17 +251,7 @@ async fn track_metrics(request: Request, next: Next) -> Response {
 /// revoked), applies the per-user rate limit and hands the user to the
 /// handler as an [`extract::AuthUser`] extension.
 async fn require_auth(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim().to_owned())
-        });
-    let Some(token) = token else {
+    let Some(token) = extract::bearer_token(request.headers()) else {
         let has_header = request.headers().contains_key(header::AUTHORIZATION);
         metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "missing").increment(1);
         return if has_header {
@@ -270,8 +261,8 @@ async fn require_auth(State(state): State<AppState>, mut request: Request, next:
         };
     };
     let user = match state.accounts.authenticate(&token).await {
-        Ok(user) => user,
-        Err(e) => return e.into_response(),
+        Ok(who) => extract::AuthUser::from(who),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let info = match state.limits.api.check(&user.user_id) {
         Ok(info) => info,

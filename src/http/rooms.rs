@@ -18,7 +18,7 @@ use super::dto::ErrorEnvelope;
 use super::error::ApiError;
 use super::extract::{ApiJson, AuthUser};
 use super::pagination::{Page, PageParams};
-use crate::startup::AppState;
+use super::state::AppState;
 
 /// Routes (authenticated).
 pub fn router() -> OpenApiRouter<AppState> {
