@@ -357,3 +357,90 @@ pub async fn envelope(request: Request, next: Next) -> Response {
     );
     Response::from_parts(parts, new_body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::FieldError;
+
+    /// Status and code of the envelope an account error becomes.
+    fn mapped(e: AccountError) -> (u16, String, Option<Value>) {
+        let response = ApiError::from(e).into_response();
+        let body = response
+            .extensions()
+            .get::<ErrorBody>()
+            .cloned()
+            .expect("an error body");
+        (response.status().as_u16(), body.code, body.details)
+    }
+
+    #[test]
+    fn each_account_error_maps_to_the_status_its_doc_names() {
+        let cases = [
+            (AccountError::InvalidToken("x"), 401, "invalid_token"),
+            (AccountError::Unauthenticated, 401, "unauthenticated"),
+            (AccountError::InvalidCredentials, 401, "invalid_credentials"),
+            (
+                AccountError::InvalidRefreshToken,
+                401,
+                "invalid_refresh_token",
+            ),
+            (AccountError::InvalidPassword, 403, "invalid_password"),
+            (AccountError::AccountSuspended, 403, "account_suspended"),
+            (AccountError::AccountBanned, 403, "account_banned"),
+            (AccountError::NotFound, 404, "not_found"),
+            (AccountError::Conflict { field: "email" }, 409, "conflict"),
+            (
+                AccountError::Validation(Vec::new()),
+                422,
+                "validation_failed",
+            ),
+            (
+                AccountError::AccountLocked {
+                    retry_after: Duration::from_millis(1500),
+                },
+                423,
+                "account_locked",
+            ),
+            (
+                AccountError::internal(anyhow::anyhow!("disk on fire")),
+                500,
+                "internal",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let shown = format!("{error:?}");
+            let (got_status, got_code, _) = mapped(error);
+            assert_eq!((got_status, got_code.as_str()), (status, code), "{shown}");
+        }
+    }
+
+    #[test]
+    fn account_details_reach_the_envelope() {
+        let (_, _, details) = mapped(AccountError::Validation(vec![
+            FieldError {
+                field: "username",
+                code: "too_short",
+                message: "at least 3".to_owned(),
+            },
+            FieldError {
+                field: "password",
+                code: "too_weak",
+                message: "weak".to_owned(),
+            },
+        ]));
+        assert_eq!(
+            details,
+            Some(json!({"fields": {
+                "username": {"code": "too_short", "message": "at least 3"},
+                "password": {"code": "too_weak", "message": "weak"},
+            }}))
+        );
+        let (_, _, details) = mapped(AccountError::Conflict { field: "username" });
+        assert_eq!(details, Some(json!({"field": "username"})));
+        let (_, _, details) = mapped(AccountError::AccountLocked {
+            retry_after: Duration::from_millis(1500),
+        });
+        assert_eq!(details, Some(json!({"retry_after": 2})));
+    }
+}

@@ -278,4 +278,21 @@ mod tests {
         assert!(!ok("text/plain"));
         assert!(!is_json_content_type(None));
     }
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_authorization_header() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::AUTHORIZATION,
+                header::HeaderValue::from_static(value),
+            );
+            bearer_token(&headers)
+        };
+        assert_eq!(with("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(with("bearer  abc ").as_deref(), Some("abc"));
+        assert_eq!(with("Basic abc"), None);
+        assert_eq!(with("Bearer"), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
 }
