@@ -1099,7 +1099,7 @@ function viewSettings() {
       const page = await api('GET', '/sessions?limit=200');
       replace(sessions, ...page.items.map((s) => h('li', { class: 'row' },
         h('div', { class: 'grow' },
-          h('strong', {}, s.device || s.user_agent || 'Unknown device'), s.current ? h('span', { class: 'tag' }, 'this device') : null,
+          h('strong', { title: s.user_agent || '' }, deviceName(s.device || s.user_agent)), s.current ? h('span', { class: 'tag' }, 'this device') : null,
           h('p', { class: 'muted' }, `${s.ip || ''} · signed in ${formatTime(s.created_at)} · last seen ${formatTime(s.last_seen_at)}`)),
         s.current ? null : h('button', { type: 'button', class: 'danger', 'aria-label': `Sign out session from ${formatTime(s.created_at)}`, onclick: async () => {
           try {
@@ -1130,6 +1130,17 @@ function viewSettings() {
   return h('section', { class: 'view' }, paneHeader('Settings'), body);
 }
 
+/** "Chrome on Linux" from a user agent; the full string is in the tooltip. */
+function deviceName(ua) {
+  if (!ua) return 'Unknown device';
+  const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /Chrome\//.test(ua) ? 'Chrome'
+    : /Safari\//.test(ua) ? 'Safari' : null;
+  const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Windows/.test(ua) ? 'Windows'
+    : /Mac OS X/.test(ua) ? 'macOS' : /Linux/.test(ua) ? 'Linux' : null;
+  if (!browser) return ua.length > 40 ? ua.slice(0, 40) + '…' : ua;
+  return os ? `${browser} on ${os}` : browser;
+}
+
 // ---------------------------------------------------------------- views: room
 
 async function openRoom(id) {
@@ -1150,7 +1161,7 @@ async function openRoom(id) {
             h('p', { class: 'empty' }, 'Loading…')),
           h('p', { class: 'typing', id: 'typing', 'aria-live': 'polite' }),
           composer(room)),
-        h('aside', { class: 'members', id: 'members', 'aria-label': 'Members', hidden: !document.body.classList.contains('show-members') }))));
+        h('aside', { class: 'members', id: 'members', 'aria-label': 'Members', hidden: !(document.body.classList.contains('show-members') && matchMedia('(min-width: 761px)').matches) }))));
   $('#messages').addEventListener('scroll', onScroll);
   renderRoomHeader();
   renderMembers();

@@ -42,8 +42,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A Parley server process; `restart()` keeps the port and the data dir. */
 export class Server {
-  static async start() {
+  static async start(extraEnv = {}) {
     const server = new Server();
+    server.extraEnv = extraEnv;
     server.port = await freePort();
     server.dataDir = mkdtempSync(join(tmpdir(), 'parley-e2e-'));
     server.base = `http://127.0.0.1:${server.port}`;
@@ -58,6 +59,7 @@ export class Server {
       PARLEY_LOGIN_PER_MINUTE: '1000',
       PARLEY_PRESENCE_GRACE_SECS: '1',
       RUST_LOG: process.env.RUST_LOG || 'warn',
+      ...this.extraEnv,
     };
     delete env.PARLEY_DATABASE_URL;
     this.log = [];
@@ -169,7 +171,16 @@ export async function screenshot(page, name) {
 
 /** The message list's `<li>`s whose body is exactly `text`. */
 export function messagesWithText(page, text) {
-  return page.locator('#messages li.message .body').filter({ hasText: new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) });
+  return page.locator('#messages li.message .body').filter({ hasText: exactly(text) });
+}
+
+/** The message `<li>` whose body is exactly `text`. */
+export function messageItem(page, text) {
+  return page.locator('#messages li.message').filter({ has: page.locator('.body', { hasText: exactly(text) }) });
+}
+
+function exactly(text) {
+  return new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
 }
 
 export { sleep };
