@@ -131,7 +131,14 @@ test('two people chat live: join, typing, presence, replies, reactions, edits, h
     await messagesWithText(alice, 'while you were away').waitFor();
     await screenshot(alice, 'room');
     await alice.setViewportSize(PHONE);
+    if ((await alice.locator('#toggle-members').getAttribute('aria-expanded')) === 'true') {
+      await alice.locator('#toggle-members').click();
+    }
     await screenshot(alice, 'room');
+    await alice.locator('#toggle-members').click();
+    await alice.locator('.member', { hasText: 'carol' }).waitFor();
+    await screenshot(alice, 'members');
+    await alice.locator('#toggle-members').click();
     await alice.getByRole('link', { name: 'Back to rooms' }).first().click();
     await screenshot(alice, 'rooms');
     await alice.setViewportSize(DESKTOP);
