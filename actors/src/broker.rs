@@ -2,7 +2,7 @@
 //!
 //! Actors publish events to a [`Broker`]; it delivers them to sockets. The
 //! in-process [`LocalBroker`] hands them straight to this node's
-//! [`Sockets`]; a cluster broker (Redis, a later issue) will also carry them
+//! [`Sockets`]; a cluster broker (Redis, not built yet) will also carry them
 //! to the other nodes, each delivering to its own sockets, without any actor
 //! changing.
 

@@ -1,9 +1,9 @@
 //! Parley's realtime core.
 //!
 //! This crate knows nothing of HTTP or SQL: it holds the validated domain
-//! types, the storage trait the server's adapters implement, and (as the
-//! realtime issue lands) the protocol frames and the actor tree. The server
-//! (`parley`) and the load harness (`parley-loadtest`) both build on it.
+//! types, the storage trait the server's adapters implement, the protocol
+//! frames and the actor tree. The server (`parley`) and the load harness
+//! (`parley-loadtest`) both build on it.
 
 pub mod blocks;
 pub mod broker;

@@ -1,6 +1,6 @@
 //! `/admin/*` (role `admin`). For now: changing a user's status and role,
-//! which is what suspension and bans need; the rest of the admin API comes
-//! with its own issue.
+//! which is what suspension and bans need; the rest of the admin API is not
+//! built yet.
 
 use axum::Json;
 use axum::extract::{Path, State};

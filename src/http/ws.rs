@@ -568,7 +568,7 @@ fn text(bytes: Bytes) -> Message {
 /// way in (the publisher's read, its connection and room actors, the group
 /// commit) waits behind them: in `fanout` with 10,000 sockets that queueing
 /// was most of the latency (p99 265–430 ms on one runtime, 146–187 ms with
-/// the writers apart; `loadtest/RESULTS.md`, session 5). The operating
+/// the writers apart; `loadtest/RESULTS.md`, the runs of 2026-11-30 20:33 UTC). The operating
 /// system shares the cores between the two runtimes' threads.
 #[derive(Debug, Clone)]
 pub struct SocketWriters(Arc<WriterRuntime>);

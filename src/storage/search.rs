@@ -5,9 +5,9 @@
 //! file, every message commit also flushed an FTS5 segment and, now and
 //! then, ran one of FTS5's segment merges, which on a large index held the
 //! write lock for 100–300 ms while every room's sends waited (see
-//! `loadtest/RESULTS.md`, session 5). In a file of its own the index has its
-//! own write lock: the indexer writes it in batches, merges run there, and
-//! message commits never wait for either.
+//! `loadtest/RESULTS.md`, the runs of 2026-11-30 20:33 UTC). In a file of
+//! its own the index has its own write lock: the indexer writes it in
+//! batches, merges run there, and message commits never wait for either.
 //!
 //! Every connection of the main pool has the index attached as `search`, so
 //! a search is one query joining `search.messages_fts` to `messages`.

@@ -1,5 +1,5 @@
 //! Black-box tests of the accounts, sessions and HTTP-convention parts of the
-//! contract (`shared/API.md`).
+//! API (`docs/api.md`).
 //!
 //! Every test boots the real server on `127.0.0.1:0` with a fresh database
 //! (SQLite in a temp dir, or a fresh PostgreSQL database when
