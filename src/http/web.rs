@@ -66,7 +66,10 @@ fn content_type(path: &str) -> &'static str {
 async fn index() -> Response {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type("index.html"))),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type("index.html")),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static(CACHE_NONE)),
         ],
         INDEX.as_str(),
@@ -81,8 +84,14 @@ async fn asset_file(Path((version, path)): Path<(String, String)>) -> Response {
     match found {
         Some(bytes) => (
             [
-                (header::CONTENT_TYPE, HeaderValue::from_static(content_type(&path))),
-                (header::CACHE_CONTROL, HeaderValue::from_static(CACHE_IMMUTABLE)),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(content_type(&path)),
+                ),
+                (
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static(CACHE_IMMUTABLE),
+                ),
             ],
             bytes,
         )
@@ -106,7 +115,7 @@ mod tests {
             .expect("infallible")
     }
 
-    fn header<'a>(response: &'a Response, name: header::HeaderName) -> &'a str {
+    fn header(response: &Response, name: header::HeaderName) -> &str {
         response
             .headers()
             .get(name)
