@@ -195,14 +195,21 @@ test('a server restart mid-session: the client reconnects, resumes, and loses or
     await server.api('POST', `/rooms/${roomId}/messages`, { body: 'bob before' }, bob.access_token);
     await messagesWithText(alice, 'bob before').waitFor();
 
+    // Every frame alice's browser receives, to see how the missed ones came.
+    const frames = [];
+    alice.on('websocket', (ws) => ws.on('framereceived', (f) => frames.push(String(f.payload))));
+
     await server.stop();
     await alice.locator('#connection[data-state="offline"], #connection[data-state="connecting"]').waitFor({ state: 'attached' });
     await screenshot(alice, 'reconnecting');
+    // Keep alice's browser off the network until the missed messages are
+    // stored, so they can only reach her through `resume`.
+    await alice.context().setOffline(true);
     await server.boot();
-    // Sent while alice's socket is still away: she gets them by resume.
     for (let i = 1; i <= 5; i++) {
       await server.api('POST', `/rooms/${roomId}/messages`, { body: `missed ${i}` }, bob.access_token);
     }
+    await alice.context().setOffline(false);
     await alice.locator('#connection[data-state="online"]').waitFor({ state: 'attached', timeout: 20_000 });
     await messagesWithText(alice, 'missed 5').waitFor();
     await server.api('POST', `/rooms/${roomId}/messages`, { body: 'live again' }, bob.access_token);
@@ -214,6 +221,9 @@ test('a server restart mid-session: the client reconnects, resumes, and loses or
     }
     const seqs = await alice.locator('#messages li.message').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
     assert.deepEqual(seqs, seqs.map((_, i) => i + 1), 'every seq once, in order');
+    const replayed = frames.map((f) => JSON.parse(f)).filter((f) => f.type === 'message.created' && /^missed /.test(f.message.body));
+    assert.deepEqual(replayed.map((f) => f.message.body), ['missed 1', 'missed 2', 'missed 3', 'missed 4', 'missed 5'], 'replayed in order by resume');
+    assert.ok(frames.some((f) => JSON.parse(f).type === 'resumed'), 'the server answered resume');
     const stored = await server.api('GET', `/rooms/${roomId}/messages?limit=50`, undefined, bob.access_token);
     assert.equal(stored.items.length, seqs.length);
     noProblems(alice);
@@ -253,6 +263,46 @@ test('signing a session out from another one closes its socket (4003) and shows 
     noProblems(laptop, phone);
     await laptop.context().close();
     await phone.context().close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('login asks for the two-factor code when the server says totp_required, and sends it', async () => {
+  const server = await Server.start();
+  try {
+    await server.register('alice');
+    const page = await openPage(browser, server);
+    // The server answers as the contract says for an account with 2FA on;
+    // the code the client then sends is checked here and stripped before
+    // the request goes on (this account has no 2FA).
+    const sentCodes = [];
+    await page.route('**/api/v1/auth/login', async (route) => {
+      const body = JSON.parse(route.request().postData());
+      sentCodes.push(body.totp_code ?? null);
+      if (body.totp_code === undefined) {
+        await route.fulfill({ status: 401, contentType: 'application/json', body: JSON.stringify({ error: { code: 'totp_required', message: 'two-factor code required' }, request_id: 'x' }) });
+      } else if (body.totp_code !== '123456') {
+        await route.fulfill({ status: 401, contentType: 'application/json', body: JSON.stringify({ error: { code: 'invalid_totp', message: 'invalid code' }, request_id: 'y' }) });
+      } else {
+        delete body.totp_code;
+        await route.continue({ postData: JSON.stringify(body) });
+      }
+    });
+    await page.getByLabel('Username or email').fill('alice');
+    await page.getByLabel('Password').fill('Correct-Horse-42');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByLabel('Two-factor code').waitFor();
+    assert.match(await page.locator('#auth-error').textContent(), /two-factor code/i);
+    await page.getByLabel('Two-factor code').fill('000000');
+    await page.getByLabel('Two-factor code').press('Enter');
+    await page.getByText('That code is not valid. Try again.').waitFor();
+    await page.getByLabel('Two-factor code').fill('123456');
+    await page.getByLabel('Two-factor code').press('Enter');
+    await page.getByRole('navigation', { name: 'Rooms' }).waitFor();
+    assert.deepEqual(sentCodes, [null, '000000', '123456']);
+    noProblems(page);
+    await page.context().close();
   } finally {
     await server.close();
   }
@@ -351,6 +401,44 @@ test('views at phone and desktop widths, light and dark (screenshots)', async ()
         await page.context().close();
       }
     }
+  } finally {
+    await server.close();
+  }
+});
+
+test('the theme setting wins over the system, where the server has settings', async () => {
+  const server = await Server.start();
+  try {
+    await server.register('alice');
+    const page = await openPage(browser, server, { colorScheme: 'light' });
+    // A server with settings (the route is answered here as the contract says).
+    let settings = { theme: 'dark', locale: 'en', timezone: 'UTC' };
+    await page.route('**/api/v1/users/settings', async (route) => {
+      if (route.request().method() === 'PUT') settings = { ...settings, ...JSON.parse(route.request().postData()) };
+      await route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(settings) });
+    });
+    await loginInBrowser(page, 'alice');
+    const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert.equal(await background(), 'rgb(21, 23, 28)', 'dark, as the setting says');
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByLabel('Theme').selectOption('light');
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'light');
+    assert.equal(settings.theme, 'light');
+    assert.equal(await background(), 'rgb(255, 255, 255)');
+    // The real server: the theme control is there exactly when the route is.
+    const { access_token: token } = await server.api('POST', '/auth/login', { login: 'alice', password: 'Correct-Horse-42' });
+    const hasSettings = (await fetch(`${server.base}/api/v1/users/settings`, { headers: { Authorization: 'Bearer ' + token } })).ok;
+    const plain = await openPage(browser, server, { colorScheme: 'dark' });
+    await loginInBrowser(plain, 'alice');
+    await plain.getByRole('link', { name: 'Settings' }).click();
+    await plain.getByRole('heading', { name: 'Sessions' }).waitFor();
+    assert.equal(await plain.getByLabel('Theme').count(), hasSettings ? 1 : 0);
+    if (!hasSettings) {
+      assert.equal(await plain.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(21, 23, 28)', 'dark, as the system says');
+    }
+    noProblems(page, plain);
+    await page.context().close();
+    await plain.context().close();
   } finally {
     await server.close();
   }
