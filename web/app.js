@@ -275,7 +275,7 @@ function applyTheme() {
 
 // ---------------------------------------------------------------- realtime
 
-function onConnection(status, detail) {
+function onConnection(status) {
   if (status === 'revoked') {
     signOut('You were signed out: this session was ended from another device or by an administrator.');
     return;
@@ -290,15 +290,14 @@ function onConnection(status, detail) {
     // Anything we missed in rooms not opened yet is counted by the server.
     refreshUnread();
   }
-  void detail;
 }
 
 async function refreshUnread() {
   try {
-    const before = new Set(state.rooms.keys());
+    const before = state.rooms.size;
     await loadRooms();
-    for (const id of state.rooms.keys()) if (!before.has(id)) render();
-    renderRoomList();
+    if (state.rooms.size !== before) render();
+    else renderRoomList();
   } catch {
     // the next event will bring them
   }
@@ -779,7 +778,7 @@ function renderRoomList() {
   replace(list, ...rooms.filter((r) => r.visibility !== 'direct').map(item));
   if (!list.children.length) list.appendChild(h('li', { class: 'empty' }, 'No rooms yet.'));
   replace(dms, ...rooms.filter((r) => r.visibility === 'direct').map(item));
-  if (!dms.children.length) dms.appendChild(h('li', { class: 'empty' }, 'Open a member’s profile to message them.'));
+  if (!dms.children.length) dms.appendChild(h('li', { class: 'empty' }, 'Use “Message” in a room’s member list.'));
   const total = rooms.reduce((n, r) => n + (r.unread ? 1 : 0), 0);
   document.title = total ? `(${total}) Parley` : 'Parley';
 }
