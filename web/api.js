@@ -1,9 +1,10 @@
 // REST client and the tokens behind it.
 //
-// The access token lives in memory only. The refresh token lives in
-// sessionStorage: it survives a reload of this tab, is not shared with other
-// tabs, and is gone when the tab closes. See docs/web-client.md for the
-// threats this leaves.
+// The access token lives in memory only. The refresh token lives in memory
+// while the page runs and is parked in sessionStorage only while the page
+// unloads, so it survives a reload of this tab, is not shared with other
+// tabs (not even a duplicated one, which copies sessionStorage), and is gone
+// when the tab closes. See docs/web-client.md for the threats this leaves.
 
 const BASE = '/api/v1';
 const REFRESH_KEY = 'parley.refresh_token';
@@ -20,6 +21,16 @@ export class ApiError extends Error {
 }
 
 let accessToken = null;
+// Taken out of sessionStorage at start; put back only on `pagehide`.
+let refreshToken = sessionStorage.getItem(REFRESH_KEY);
+sessionStorage.removeItem(REFRESH_KEY);
+window.addEventListener('pagehide', () => {
+  if (refreshToken) sessionStorage.setItem(REFRESH_KEY, refreshToken);
+});
+window.addEventListener('pageshow', (event) => {
+  // Back from the back/forward cache: this page runs on, so take it back.
+  if (event.persisted) sessionStorage.removeItem(REFRESH_KEY);
+});
 let accessExpiresAt = 0;
 let refreshTimer = null;
 let refreshing = null;
@@ -39,14 +50,14 @@ export function getAccessToken() {
 }
 
 export function hasStoredSession() {
-  return Boolean(sessionStorage.getItem(REFRESH_KEY));
+  return Boolean(refreshToken);
 }
 
-/** Keeps a token response: access in memory, refresh in sessionStorage. */
+/** Keeps a token response in memory. */
 export function setTokens(reply) {
   accessToken = reply.access_token;
   accessExpiresAt = Date.now() + reply.expires_in * 1000;
-  sessionStorage.setItem(REFRESH_KEY, reply.refresh_token);
+  refreshToken = reply.refresh_token;
   scheduleRefresh(reply.expires_in);
   emit('tokens', reply);
 }
@@ -55,6 +66,7 @@ export function setTokens(reply) {
 export function clearTokens() {
   accessToken = null;
   accessExpiresAt = 0;
+  refreshToken = null;
   sessionStorage.removeItem(REFRESH_KEY);
   if (refreshTimer) clearTimeout(refreshTimer);
   refreshTimer = null;
@@ -83,7 +95,7 @@ export function accessExpiresSoon(marginMs = 10_000) {
  */
 export function refresh() {
   if (refreshing) return refreshing;
-  const token = sessionStorage.getItem(REFRESH_KEY);
+  const token = refreshToken;
   if (!token) return Promise.reject(new ApiError(401, { error: { code: 'invalid_refresh_token', message: 'Please sign in.' } }));
   refreshing = (async () => {
     try {

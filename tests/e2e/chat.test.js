@@ -354,7 +354,7 @@ test('keyboard only: sign in, move between rooms, send with Enter', async () => 
   }
 });
 
-test('the access token is refreshed before it expires, and the chat keeps working', async () => {
+test('the access token is refreshed before it expires, the chat keeps working, and a reload keeps the session', async () => {
   const server = await Server.start({ PARLEY_ACCESS_TOKEN_TTL_SECS: '8' });
   try {
     const page = await openPage(browser, server);
@@ -365,6 +365,11 @@ test('the access token is refreshed before it expires, and the chat keeps workin
     await page.waitForTimeout(12_000);
     assert.ok(refreshes >= 1, `refreshed ${refreshes} time(s)`);
     await send(page, 'still here');
+    // While the page runs, no token sits in storage; a reload keeps the session.
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    await page.reload();
+    await page.locator('.room-link', { hasText: 'long' }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
     await page.getByRole('link', { name: 'Settings' }).click();
     await page.locator('#session-list li').first().waitFor();
     assert.equal(await page.getByRole('button', { name: 'Sign in' }).count(), 0);
