@@ -398,10 +398,18 @@ test('views at phone and desktop widths, light and dark (screenshots)', async ()
           await loginInBrowser(page, 'newcomer');
         }
         await page.getByRole('link', { name: 'Browse rooms' }).click();
-        await page.getByRole('button', { name: 'Join announcements' }).waitFor();
+        const row = page.locator('#directory-results .row', { hasText: 'announcements' });
+        await row.getByRole(colorScheme === 'dark' && viewport === DESKTOP ? 'link' : 'button').waitFor();
         await screenshot(page, 'directory' + suffix);
         const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
         assert.equal(bg, colorScheme === 'dark' ? 'rgb(21, 23, 28)' : 'rgb(255, 255, 255)');
+        if (colorScheme === 'dark') {
+          // Joined on the phone, open on the desktop: the room in dark mode.
+          await row.locator('button, a').click();
+          await page.locator('#room-title', { hasText: 'announcements' }).waitFor();
+          await send(page, `hello from ${viewport.width} px`);
+          await screenshot(page, 'room-dark');
+        }
         noProblems(page);
         await page.context().close();
       }
