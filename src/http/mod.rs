@@ -15,6 +15,7 @@ pub mod rooms;
 pub mod sessions;
 pub mod state;
 pub mod users;
+pub mod web;
 pub mod ws;
 
 use std::sync::Arc;
@@ -129,6 +130,7 @@ pub fn router(state: AppState, serve_metrics: bool) -> Router {
     );
     // The socket endpoint authenticates itself (header or first frame).
     router = router.route("/ws", get(ws::upgrade));
+    router = router.merge(web::router());
     if serve_metrics {
         router = router.route("/metrics", get(ops::metrics));
     }
