@@ -45,10 +45,23 @@ pub struct Realtime {
 impl Realtime {
     /// Starts the actor tree over `store`, with the in-process broker.
     pub async fn start(store: Arc<dyn Store>, config: RealtimeConfig) -> Result<Self, ChatError> {
+        Self::start_with_broker(store, config, |sockets, blocks| {
+            Arc::new(LocalBroker::new(sockets, blocks))
+        })
+        .await
+    }
+
+    /// Starts the actor tree over `store` with the broker `broker` builds
+    /// from this node's sockets and the block view (a cluster broker wraps
+    /// the local one).
+    pub async fn start_with_broker(
+        store: Arc<dyn Store>,
+        config: RealtimeConfig,
+        broker: impl FnOnce(Arc<Sockets>, Arc<BlockIndex>) -> Arc<dyn Broker>,
+    ) -> Result<Self, ChatError> {
         let blocks = Arc::new(BlockIndex::from_pairs(store.all_blocks().await?));
         let sockets = Arc::new(Sockets::default());
-        let broker: Arc<dyn Broker> =
-            Arc::new(LocalBroker::new(Arc::clone(&sockets), Arc::clone(&blocks)));
+        let broker = broker(Arc::clone(&sockets), Arc::clone(&blocks));
         let shared = Arc::new(Shared {
             group_commit: GroupCommit::spawn(Arc::clone(&store)),
             store,

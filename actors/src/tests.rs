@@ -3,20 +3,21 @@
 //! directly). Each runs in milliseconds.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use ractor::ActorRef;
 
+use crate::broker::{Broker, LocalBroker, Target};
 use crate::connection::ConnectionMsg;
 use crate::domain::{
-    Email, MessageBody, PresenceStatus, Role, RoomName, RoomRole, SessionId, UserId, Username,
-    Visibility,
+    Email, MessageBody, PresenceStatus, Role, RoomId, RoomName, RoomRole, SessionId, UserId,
+    Username, Visibility,
 };
 use crate::error::ChatError;
 use crate::protocol::{ClientFrame, ServerFrame, close};
-use crate::sockets::{Next, Outbox, OutboxReader};
+use crate::sockets::{Delivery, Next, Outbox, OutboxReader};
 use crate::store::memory::MemoryStore;
 use crate::store::{ChatStore, NewUser, Store};
 use crate::{Realtime, RealtimeConfig};
@@ -38,12 +39,80 @@ struct Socket {
     actor: ActorRef<ConnectionMsg>,
 }
 
+/// A broker that records every socket subscription it is asked for, then
+/// hands it to the local broker: what a cluster broker would see.
+#[derive(Debug)]
+struct RecordingBroker {
+    local: LocalBroker,
+    seen: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl RecordingBroker {
+    fn note(&self, what: &'static str) {
+        self.seen.lock().expect("not poisoned").push(what);
+    }
+}
+
+impl Broker for RecordingBroker {
+    fn publish(&self, target: Target, delivery: Delivery) {
+        self.local.publish(target, delivery);
+    }
+    fn register(&self, outbox: &Arc<Outbox>, rooms: &[RoomId]) {
+        self.note("register");
+        self.local.register(outbox, rooms);
+    }
+    fn unregister(&self, outbox: &Outbox) {
+        self.note("unregister");
+        self.local.unregister(outbox);
+    }
+    fn subscribe_socket(&self, outbox: &Arc<Outbox>, room: RoomId) {
+        self.note("subscribe_socket");
+        self.local.subscribe_socket(outbox, room);
+    }
+    fn unsubscribe_socket(&self, outbox: &Outbox, room: RoomId) {
+        self.note("unsubscribe_socket");
+        self.local.unsubscribe_socket(outbox, room);
+    }
+    fn subscribe_user(&self, user: UserId, room: RoomId) {
+        self.note("subscribe_user");
+        self.local.subscribe_user(user, room);
+    }
+    fn unsubscribe_user(&self, user: UserId, room: RoomId) {
+        self.note("unsubscribe_user");
+        self.local.unsubscribe_user(user, room);
+    }
+    fn drop_room(&self, room: RoomId) {
+        self.note("drop_room");
+        self.local.drop_room(room);
+    }
+    fn close_sessions(&self, sessions: &[SessionId], code: u16, reason: &str) {
+        self.local.close_sessions(sessions, code, reason);
+    }
+    fn close_user(&self, user: UserId, code: u16, reason: &str) {
+        self.local.close_user(user, code, reason);
+    }
+}
+
 impl Core {
     async fn start(config: RealtimeConfig) -> Self {
+        Self::start_recording(config, Arc::default()).await
+    }
+
+    /// A core whose broker records subscriptions into `seen`.
+    async fn start_recording(config: RealtimeConfig, seen: Arc<Mutex<Vec<&'static str>>>) -> Self {
         let store = Arc::new(MemoryStore::new());
-        let realtime = Realtime::start(Arc::clone(&store) as Arc<dyn Store>, config)
-            .await
-            .expect("the core starts");
+        let realtime = Realtime::start_with_broker(
+            Arc::clone(&store) as Arc<dyn Store>,
+            config,
+            |sockets, blocks| {
+                Arc::new(RecordingBroker {
+                    local: LocalBroker::new(sockets, blocks),
+                    seen,
+                })
+            },
+        )
+        .await
+        .expect("the core starts");
         Self {
             store,
             realtime,
@@ -70,7 +139,7 @@ impl Core {
     /// A public room owned by `owner` with `members`, written to the store
     /// (its actor starts on the first request, so messages seeded into
     /// the store before then are part of its state).
-    async fn room(&self, owner: UserId, members: &[UserId]) -> crate::domain::RoomId {
+    async fn room(&self, owner: UserId, members: &[UserId]) -> RoomId {
         let room = self
             .realtime
             .create_room(
@@ -498,5 +567,50 @@ async fn presence_goes_offline_only_after_the_grace_period() {
         core.realtime.presence().shown(alice).status,
         PresenceStatus::Offline
     );
+    core.stop().await;
+}
+
+#[tokio::test]
+async fn every_socket_subscription_goes_through_the_broker() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let core = Core::start_recording(RealtimeConfig::default(), Arc::clone(&seen)).await;
+    let take = || std::mem::take(&mut *seen.lock().expect("not poisoned"));
+    let (alice, bob) = (core.user("alice").await, core.user("bob").await);
+    let room = core.room(alice, &[]).await;
+    assert_eq!(
+        take(),
+        ["subscribe_user"],
+        "the owner's sockets, at creation"
+    );
+
+    let b = core.connect(bob).await;
+    assert_eq!(take(), ["register"]);
+    let handle = core.realtime.rooms().room(room);
+    handle.join(bob).await.expect("joins");
+    assert_eq!(take(), ["subscribe_user"]);
+    assert!(b.outbox.in_room(room));
+
+    core.frame(
+        &b,
+        ClientFrame::Resume {
+            rooms: BTreeMap::from([(room, 0)]),
+            reference: None,
+        },
+    );
+    assert!(matches!(
+        b.durable().await,
+        ServerFrame::MemberJoined { .. }
+    ));
+    assert!(matches!(b.durable().await, ServerFrame::Resumed { .. }));
+    assert_eq!(take(), ["unsubscribe_socket", "subscribe_socket"]);
+
+    handle.leave(bob).await.expect("leaves");
+    assert_eq!(take(), ["unsubscribe_user"]);
+    assert!(!b.outbox.in_room(room));
+    handle.delete_room(alice).await.expect("deleted");
+    assert_eq!(take(), ["drop_room"]);
+
+    core.realtime.disconnect(&b.outbox, &b.actor);
+    assert_eq!(take(), ["unregister"]);
     core.stop().await;
 }
