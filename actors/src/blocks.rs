@@ -45,6 +45,14 @@ impl BlockIndex {
             self.blockers_of
                 .remove_if(&blocked, |_, set| set.is_empty());
         }
+        // The other direction too, or `either_way` would still see the block.
+        let now_empty = self.blocked_by.get_mut(&blocker).is_some_and(|mut set| {
+            set.remove(&blocked);
+            set.is_empty()
+        });
+        if now_empty {
+            self.blocked_by.remove_if(&blocker, |_, set| set.is_empty());
+        }
     }
 
     /// Whether `blocker` blocks `blocked`.
@@ -93,6 +101,7 @@ mod tests {
         index.remove(a, b);
         assert!(!index.either(a, b));
         assert!(index.blockers_of(b).is_none());
+        assert!(index.either_way(a).is_none());
         index.insert(a, b);
         assert_eq!(index.either_way(a).map(|s| s.len()), Some(1));
         assert_eq!(index.either_way(b).map(|s| s.len()), Some(1));

@@ -405,6 +405,39 @@ text_type!(
     /// A room topic: 0–500 characters.
     RoomTopic, "topic", 0, 500
 );
+text_type!(
+    /// A profile's biography: 0–500 characters (line breaks allowed; empty
+    /// clears it).
+    Bio, "bio", 0, 500
+);
+
+/// A profile's display name: 0–64 characters, trimmed, no control
+/// characters at all (not even line breaks); empty clears it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// Longest accepted length, in characters.
+    pub const MAX_CHARS: usize = 64;
+
+    /// Validates (trimmed; at most 64 characters; no control characters).
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let text = bounded_text(raw, "display_name", 0, Self::MAX_CHARS)?;
+        if text.chars().any(char::is_control) {
+            return Err(Invalid::new(
+                "invalid_characters",
+                "display_name must not contain control characters",
+            ));
+        }
+        Ok(Self(text))
+    }
+
+    /// The text, owned.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
 
 /// A reaction: one emoji (or short emoji sequence), at most 32 bytes, no
 /// whitespace, no ASCII letters or digits (so `:)`-style text is refused
@@ -598,6 +631,23 @@ mod tests {
         );
         assert!(MessageBody::parse("line\nbreak").is_ok());
         assert!(RoomTopic::parse("").is_ok());
+        assert_eq!(
+            DisplayName::parse("  Ada  ").map(DisplayName::into_inner),
+            Ok("Ada".to_owned())
+        );
+        assert_eq!(
+            DisplayName::parse("a\nb").unwrap_err().code,
+            "invalid_characters"
+        );
+        assert_eq!(
+            DisplayName::parse(&"x".repeat(65)).unwrap_err().code,
+            "too_long"
+        );
+        assert!(Bio::parse("two\nlines").is_ok());
+        assert_eq!(
+            Bio::parse("bell\u{7}").unwrap_err().code,
+            "invalid_characters"
+        );
         assert!(RoomName::parse("").is_err());
     }
 

@@ -24,6 +24,7 @@ pub mod presence;
 pub mod protocol;
 pub mod realtime;
 pub mod room;
+pub mod settings;
 mod shared;
 pub mod sockets;
 pub mod store;

@@ -3,6 +3,10 @@
 //! `invisible` shown as offline), offline a grace period after the last one
 //! closes, so a reconnect does not flap. Changes go to the users who share a
 //! room with them and have not blocked them (nor been blocked by them).
+//!
+//! A user whose `show_presence` setting is off looks offline to everyone
+//! else (no last-seen time either); their own sockets are told their real
+//! status instead, and lookups by the user themself show it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,11 +18,12 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use crate::broker::Target;
 use crate::domain::{ConnectionId, PresenceStatus, RoomId, UserId};
 use crate::protocol::{ServerFrame, wire_time};
+use crate::settings::PrivacyIndex;
 use crate::shared::Shared;
 use crate::sockets::Delivery;
 use crate::telemetry;
 
-/// What others see of a user, for lookups (member lists).
+/// A user's presence, for lookups (member lists, profiles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shown {
     /// The status shown (`invisible` shows as offline).
@@ -27,7 +32,8 @@ pub struct Shown {
     pub last_seen_at: Option<DateTime<Utc>>,
 }
 
-/// Shown presence by user (lookup registry; written by presence actors).
+/// Presence by user, before `show_presence` is applied (lookup registry;
+/// written by presence actors).
 pub(crate) type PresenceBoard = Arc<DashMap<UserId, Shown>>;
 
 /// What a presence actor does.
@@ -41,6 +47,8 @@ pub(crate) enum PresenceMsg {
     Disconnected(ConnectionId),
     /// The user chose a status.
     Set(PresenceStatus),
+    /// The user's privacy settings changed: show the status again under them.
+    PrivacyChanged,
     /// The grace period after the last connection closed has passed.
     GraceOver(u64),
 }
@@ -61,7 +69,11 @@ pub(crate) struct PresenceState {
     /// audience of their presence.
     rooms: HashSet<RoomId>,
     chosen: PresenceStatus,
+    /// What others were last told.
     shown: PresenceStatus,
+    /// What the user's own sockets were last told while hidden (`None`:
+    /// not hidden, they follow nothing).
+    told_self: Option<PresenceStatus>,
     /// Bumped on every disconnect, so a stale grace timer does nothing.
     epoch: u64,
 }
@@ -82,6 +94,7 @@ impl Actor for PresenceActor {
             rooms: HashSet::new(),
             chosen: PresenceStatus::Online,
             shown: PresenceStatus::Offline,
+            told_self: None,
             epoch: 0,
         })
     }
@@ -121,6 +134,11 @@ impl Actor for PresenceActor {
                     }
                 }
             }
+            PresenceMsg::PrivacyChanged => {
+                if !state.connections.is_empty() {
+                    self.show(state, visible(state.chosen));
+                }
+            }
             PresenceMsg::GraceOver(epoch) => {
                 if epoch == state.epoch && state.connections.is_empty() {
                     self.show(state, PresenceStatus::Offline);
@@ -151,14 +169,25 @@ impl PresenceActor {
                 last_seen_at: Some(now),
             },
         );
-        if status == state.shown {
+        let hidden = !self.shared.privacy.get(state.user).show_presence;
+        if hidden {
+            self.tell_self(state, status, now);
+        } else {
+            state.told_self = None;
+        }
+        let to_others = if hidden {
+            PresenceStatus::Offline
+        } else {
+            status
+        };
+        if to_others == state.shown {
             return;
         }
-        state.shown = status;
+        state.shown = to_others;
         let frame = ServerFrame::Presence {
             user_id: state.user,
-            status,
-            last_seen_at: Some(wire_time(now)),
+            status: to_others,
+            last_seen_at: (!hidden).then(|| wire_time(now)),
         };
         metrics::counter!(telemetry::WS_EVENTS, "direction" => "out", "type" => "presence")
             .increment(1);
@@ -176,6 +205,23 @@ impl PresenceActor {
                 ..Delivery::frame(&frame)
             },
         );
+    }
+
+    /// While hidden, the user's own sockets still learn their real status
+    /// (others are told `offline`).
+    fn tell_self(&self, state: &mut PresenceState, status: PresenceStatus, now: DateTime<Utc>) {
+        if state.told_self == Some(status) {
+            return;
+        }
+        state.told_self = Some(status);
+        let frame = ServerFrame::Presence {
+            user_id: state.user,
+            status,
+            last_seen_at: Some(wire_time(now)),
+        };
+        self.shared
+            .broker
+            .publish(Target::Users(vec![state.user]), Delivery::frame(&frame));
     }
 }
 
@@ -296,13 +342,24 @@ impl Actor for PresenceSupervisor {
 }
 
 /// How callers reach presence actors.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Presence {
     supervisor: Arc<std::sync::OnceLock<ActorRef<PresenceSupervisorMsg>>>,
     board: PresenceBoard,
+    privacy: Arc<PrivacyIndex>,
 }
 
 impl Presence {
+    /// Presence over the privacy view (its supervisor registers itself
+    /// when it starts).
+    pub(crate) fn new(privacy: Arc<PrivacyIndex>) -> Self {
+        Self {
+            supervisor: Arc::default(),
+            board: PresenceBoard::default(),
+            privacy,
+        }
+    }
+
     /// Hands a message to the user's presence actor.
     pub(crate) fn route(&self, user: UserId, message: PresenceMsg) -> Result<(), crate::ChatError> {
         self.supervisor
@@ -312,14 +369,32 @@ impl Presence {
             .map_err(|_| crate::ChatError::Unavailable("presence".to_owned()))
     }
 
-    /// What others see of a user (offline when unknown).
+    /// What others see of a user (offline when unknown, or when the user
+    /// turned `show_presence` off).
     pub fn shown(&self, user: UserId) -> Shown {
-        self.board.get(&user).map_or(
-            Shown {
-                status: PresenceStatus::Offline,
-                last_seen_at: None,
-            },
-            |s| *s,
-        )
+        if !self.privacy.get(user).show_presence {
+            return OFFLINE;
+        }
+        self.real(user)
+    }
+
+    /// What `viewer` sees of `user`: the real status for the user themself,
+    /// [`Self::shown`] for anyone else.
+    pub fn shown_to(&self, viewer: UserId, user: UserId) -> Shown {
+        if viewer == user {
+            self.real(user)
+        } else {
+            self.shown(user)
+        }
+    }
+
+    fn real(&self, user: UserId) -> Shown {
+        self.board.get(&user).map_or(OFFLINE, |s| *s)
     }
 }
+
+/// A user nobody sees online.
+const OFFLINE: Shown = Shown {
+    status: PresenceStatus::Offline,
+    last_seen_at: None,
+};

@@ -343,6 +343,21 @@ pub struct ReadyUser {
     pub username: String,
 }
 
+/// A user as others see them (`user.updated`): no email, no settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicUser {
+    /// Its id.
+    pub id: UserId,
+    /// The username.
+    pub username: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Short biography.
+    pub bio: Option<String>,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+}
+
 /// A frame from the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -531,6 +546,13 @@ pub enum ServerFrame {
         /// Progress, 0–100.
         percent: u8,
     },
+    /// Someone who shares a room with me (or I, on another device) changed
+    /// their display name, bio or avatar.
+    #[serde(rename = "user.updated")]
+    UserUpdated {
+        /// The public profile as it is now.
+        user: PublicUser,
+    },
     /// A message from the operators.
     #[serde(rename = "system")]
     System {
@@ -596,6 +618,7 @@ impl ServerFrame {
             Self::Invite { .. } => "invite",
             Self::Notification { .. } => "notification",
             Self::JobProgress { .. } => "job.progress",
+            Self::UserUpdated { .. } => "user.updated",
             Self::System { .. } => "system",
             Self::Resumed { .. } => "resumed",
             Self::ResyncRequired { .. } => "resync_required",

@@ -18,8 +18,9 @@ use crate::domain::{RoomId, RoomName, RoomTopic, SessionId, UserId, Visibility};
 use crate::error::ChatError;
 use crate::group_commit::GroupCommit;
 use crate::presence::{Presence, PresenceMsg};
-use crate::protocol::{ReadyRoom, ReadyUser, ServerFrame};
+use crate::protocol::{PublicUser, ReadyRoom, ReadyUser, ServerFrame};
 use crate::room::Rooms;
+use crate::settings::{Privacy, PrivacyIndex};
 use crate::shared::Shared;
 use crate::sockets::{Delivery, Outbox, Sockets};
 use crate::store::{Membership, Room, Store};
@@ -60,6 +61,9 @@ impl Realtime {
         broker: impl FnOnce(Arc<Sockets>, Arc<BlockIndex>) -> Arc<dyn Broker>,
     ) -> Result<Self, ChatError> {
         let blocks = Arc::new(BlockIndex::from_pairs(store.all_blocks().await?));
+        let privacy = Arc::new(PrivacyIndex::from_settings(
+            store.all_user_settings().await?,
+        ));
         let sockets = Arc::new(Sockets::default());
         let broker = broker(Arc::clone(&sockets), Arc::clone(&blocks));
         let shared = Arc::new(Shared {
@@ -67,9 +71,10 @@ impl Realtime {
             store,
             broker,
             blocks,
+            privacy: Arc::clone(&privacy),
             config,
         });
-        let presence = Presence::default();
+        let presence = Presence::new(privacy);
         let rooms = Rooms::new(Arc::clone(&shared), presence.clone());
         let connections = Arc::new(OnceLock::new());
         let root = RootSupervisor {
@@ -308,6 +313,40 @@ impl Realtime {
             .await?;
         self.shared.blocks.insert(blocker, blocked);
         Ok(created)
+    }
+
+    /// The privacy view.
+    pub fn privacy(&self) -> &PrivacyIndex {
+        &self.shared.privacy
+    }
+
+    /// A user's privacy settings changed (already stored): fan-out follows
+    /// them from now on, and their presence is shown again under the new
+    /// rule at once.
+    pub fn apply_privacy(&self, user: UserId, privacy: Privacy) {
+        self.shared.privacy.set(user, privacy);
+        if let Err(e) = self.presence.route(user, PresenceMsg::PrivacyChanged) {
+            tracing::debug!(%user, error = %e, "presence not told of a privacy change");
+        }
+    }
+
+    /// Tells everyone who shares a room with `user`, and `user`'s own
+    /// sockets, that their public profile changed (`user.updated`). Users
+    /// on either side of a block are left out.
+    pub async fn profile_changed(&self, user: PublicUser) -> Result<(), ChatError> {
+        let id = user.id;
+        let mut audience = self.shared.store.users_sharing_rooms(id).await?;
+        audience.push(id);
+        let frame = ServerFrame::UserUpdated { user };
+        self.shared.broker.publish(
+            Target::Users(audience),
+            Delivery {
+                author: Some(id),
+                mutual: true,
+                ..Delivery::frame(&frame)
+            },
+        );
+        Ok(())
     }
 
     /// Lifts a block.

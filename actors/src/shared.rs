@@ -1,5 +1,5 @@
 //! What every actor of the core holds: the store, the group commit, the
-//! broker, the block view and the tunables. Nothing here knows of any
+//! broker, the block and privacy views and the tunables. Nothing here knows of any
 //! actor, so every actor module may import it without a loop.
 
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use crate::blocks::BlockIndex;
 use crate::broker::Broker;
 use crate::config::RealtimeConfig;
 use crate::group_commit::GroupCommit;
+use crate::settings::PrivacyIndex;
 use crate::store::Store;
 
 /// The services every actor shares (one per core, behind an `Arc`).
@@ -19,5 +20,7 @@ pub(crate) struct Shared {
     /// Every event and every socket subscription goes through it.
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) blocks: Arc<BlockIndex>,
+    /// Users' privacy settings (presence, read receipts, direct rooms).
+    pub(crate) privacy: Arc<PrivacyIndex>,
     pub(crate) config: RealtimeConfig,
 }

@@ -15,6 +15,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::settings::UserSettings;
+
 use crate::domain::{
     AuditId, Email, Emoji, InviteId, InviteStatus, MessageBody, MessageId, Role, RoomId, RoomName,
     RoomRole, RoomTopic, SessionId, UserId, UserStatus, Username, Visibility,
@@ -88,6 +90,15 @@ pub struct NewUser {
     pub role: Role,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+/// A change to a profile; `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ProfilePatch {
+    /// Display name (validated by the caller: trimmed, at most 64 characters).
+    pub display_name: Option<Option<String>>,
+    /// Biography (validated by the caller: trimmed, at most 500 characters).
+    pub bio: Option<Option<String>>,
 }
 
 /// The outcome of recording one failed login.
@@ -689,6 +700,18 @@ pub trait Store: ChatStore + Send + Sync + std::fmt::Debug + 'static {
     /// lowercased by the caller).
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>>;
 
+    /// Active users whose username or display name starts with `prefix`
+    /// (lowercase; matched case-insensitively), by username, after the
+    /// username `after` (cursor), at most `limit`. Leaves out `viewer`
+    /// and anyone `viewer` blocked or is blocked by.
+    async fn search_users(
+        &self,
+        viewer: UserId,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>>;
+
     /// Counts one failed login. When the count reaches `max_failures` the
     /// account is locked until `lock_until` and the count starts again.
     async fn record_login_failure(
@@ -715,6 +738,31 @@ pub trait Store: ChatStore + Send + Sync + std::fmt::Debug + 'static {
         id: UserId,
         role: Option<Role>,
         status: Option<UserStatus>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Applies a profile patch; `None` when the user does not exist.
+    async fn update_user_profile(
+        &self,
+        id: UserId,
+        patch: ProfilePatch,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<User>>;
+
+    // ---- settings -------------------------------------------------------
+
+    /// A user's stored settings; `None` when they never saved any (the
+    /// defaults apply).
+    async fn user_settings(&self, id: UserId) -> StoreResult<Option<UserSettings>>;
+
+    /// Every stored settings document, to build the privacy view at start.
+    async fn all_user_settings(&self) -> StoreResult<Vec<(UserId, UserSettings)>>;
+
+    /// Stores a user's whole settings document (insert or replace).
+    async fn put_user_settings(
+        &self,
+        id: UserId,
+        settings: &UserSettings,
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
 

@@ -9,10 +9,12 @@
 //!
 //! - `credentials.rs`: register, login, refresh, password change;
 //! - `sessions.rs`: logout, listing and revoking sessions, the profile;
+//! - `profile.rs`: profile changes and settings;
 //! - `error.rs`: [`AccountError`].
 
 mod credentials;
 mod error;
+mod profile;
 mod sessions;
 
 use std::net::IpAddr;
@@ -25,6 +27,7 @@ use parley_actors::store::{NewAuditEntry, NewRefreshToken, NewSession, Store, Us
 use serde_json::Value;
 
 pub use self::error::{AccountError, FieldError};
+pub use self::profile::ProfileChange;
 use crate::auth::tokens::{TokenError, hash_refresh_token, new_refresh_token};
 use crate::auth::{PasswordHasher, RevokedSessions, TokenKeys, UnknownLoginGuard};
 use crate::config::Settings;

@@ -13,6 +13,7 @@ pub mod pagination;
 pub mod ratelimit;
 pub mod rooms;
 pub mod sessions;
+pub mod settings;
 pub mod state;
 pub mod users;
 pub mod web;
@@ -95,6 +96,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let authed = auth::authed_router()
         .merge(sessions::router())
         .merge(users::router())
+        .merge(settings::router())
         .merge(rooms::router())
         .merge(messages::router())
         .merge(admin::router())

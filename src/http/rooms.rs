@@ -250,7 +250,9 @@ pub struct UpdateRoom {
     pub topic: Option<Option<String>>,
 }
 
-fn double_option<'de, D: serde::Deserializer<'de>>(
+/// For `Option<Option<T>>` fields with `#[serde(default)]`: a field that
+/// is present (even as `null`) becomes `Some`, an omitted one stays `None`.
+pub(super) fn double_option<'de, D: serde::Deserializer<'de>>(
     de: D,
 ) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(de).map(Some)
@@ -532,7 +534,7 @@ async fn list_members(
             state
                 .realtime
                 .presence()
-                .shown(m.user_id)
+                .shown_to(auth.user_id, m.user_id)
                 .status
                 .to_string()
         };

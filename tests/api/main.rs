@@ -15,6 +15,7 @@ mod live_revocation;
 mod login;
 mod messages;
 mod operations;
+mod people;
 mod profile;
 mod rate_limits;
 mod refresh_and_logout;

@@ -9,6 +9,7 @@ use crate::domain::{RoomId, RoomName, RoomRole, RoomTopic, UserId, Visibility};
 use crate::error::ChatError;
 use crate::presence::PresenceMsg;
 use crate::protocol::ServerFrame;
+use crate::settings::DmPolicy;
 use crate::sockets::Delivery;
 use crate::store::{NewRoom, Room};
 
@@ -60,6 +61,7 @@ impl Rooms {
         if self.shared.blocks.either(me, other) {
             return Err(ChatError::Forbidden("you cannot message this user"));
         }
+        self.dm_allowed(me, other).await?;
         let (room, created) = self
             .shared
             .store
@@ -82,6 +84,29 @@ impl Rooms {
             }
         }
         Ok(room)
+    }
+
+    /// Whether `other`'s `dm_policy` lets `me` open a direct room with
+    /// them. A direct room that already exists stays usable; this decides
+    /// only whether `POST /dm` answers with it.
+    async fn dm_allowed(&self, me: UserId, other: UserId) -> Result<(), ChatError> {
+        let refused = || {
+            Err(ChatError::Forbidden(
+                "this user does not accept direct messages from you",
+            ))
+        };
+        match self.shared.privacy.get(other).dm_policy {
+            DmPolicy::Everyone => Ok(()),
+            DmPolicy::Nobody => refused(),
+            DmPolicy::SharedRooms => {
+                let shared = self.shared.store.users_sharing_rooms(other).await?;
+                if shared.contains(&me) {
+                    Ok(())
+                } else {
+                    refused()
+                }
+            }
+        }
     }
 
     fn tell_joined(&self, user: UserId, room: RoomId) {

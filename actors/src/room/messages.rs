@@ -274,8 +274,13 @@ impl RoomActor {
             user_id: user,
             seq: marker,
         };
-        // My other devices and, as receipts, the other members.
-        self.publish(state, &frame, Some(user), conn);
+        if self.shared.privacy.get(user).read_receipts {
+            // My other devices and, as receipts, the other members.
+            self.publish(state, &frame, Some(user), conn);
+        } else {
+            // Receipts off: my other devices only.
+            self.publish_to(Target::Users(vec![user]), &frame, None, None, conn);
+        }
         Ok(marker)
     }
 }

@@ -22,12 +22,14 @@ use chrono::{DateTime, Utc};
 use super::{
     AuditEntry, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member, Membership,
     Message, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom, NewSession, NewUser,
-    RefreshOutcome, Room, RoomPatch, Session, Store, StoreError, StoreResult, UNREAD_WINDOW, User,
+    ProfilePatch, RefreshOutcome, Room, RoomPatch, Session, Store, StoreError, StoreResult,
+    UNREAD_WINDOW, User,
 };
 use crate::domain::{
     Emoji, InviteId, InviteStatus, MessageBody, MessageId, Role, RoomId, RoomRole, SessionId,
     UserId, UserStatus, Visibility,
 };
+use crate::settings::UserSettings;
 
 /// Everything, behind one lock (tests are small; contention is not a concern).
 #[derive(Debug, Default)]
@@ -45,6 +47,7 @@ struct Data {
     /// Reactions: message → emoji → users.
     reactions: HashMap<MessageId, BTreeMap<String, HashSet<UserId>>>,
     blocks: BTreeMap<(UserId, UserId), DateTime<Utc>>,
+    settings: HashMap<UserId, UserSettings>,
 }
 
 /// The in-memory store. Cheap to create; share it as `Arc<dyn Store>`.
@@ -728,6 +731,35 @@ impl Store for MemoryStore {
             .cloned())
     }
 
+    async fn search_users(
+        &self,
+        viewer: UserId,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>> {
+        let data = self.data();
+        let blocked = |u: UserId| {
+            data.blocks.contains_key(&(viewer, u)) || data.blocks.contains_key(&(u, viewer))
+        };
+        let mut found: Vec<User> = data
+            .users
+            .values()
+            .filter(|u| u.id != viewer && u.status == UserStatus::Active && !blocked(u.id))
+            .filter(|u| {
+                u.username.as_str().starts_with(prefix)
+                    || u.display_name
+                        .as_deref()
+                        .is_some_and(|d| d.to_lowercase().starts_with(prefix))
+            })
+            .filter(|u| after.is_none_or(|a| u.username.as_str() > a))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+
     async fn record_login_failure(
         &self,
         _id: UserId,
@@ -769,6 +801,49 @@ impl Store for MemoryStore {
             user.status = status;
         }
         user.updated_at = at;
+        Ok(())
+    }
+
+    async fn update_user_profile(
+        &self,
+        id: UserId,
+        patch: ProfilePatch,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        let mut data = self.data();
+        let Some(user) = data.users.get_mut(&id) else {
+            return Ok(None);
+        };
+        if let Some(name) = patch.display_name {
+            user.display_name = name;
+        }
+        if let Some(bio) = patch.bio {
+            user.bio = bio;
+        }
+        user.updated_at = at;
+        Ok(Some(user.clone()))
+    }
+
+    async fn user_settings(&self, id: UserId) -> StoreResult<Option<UserSettings>> {
+        Ok(self.data().settings.get(&id).cloned())
+    }
+
+    async fn all_user_settings(&self) -> StoreResult<Vec<(UserId, UserSettings)>> {
+        Ok(self
+            .data()
+            .settings
+            .iter()
+            .map(|(id, s)| (*id, s.clone()))
+            .collect())
+    }
+
+    async fn put_user_settings(
+        &self,
+        id: UserId,
+        settings: &UserSettings,
+        _at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.data().settings.insert(id, settings.clone());
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! `sessions.rs` (sessions and their refresh tokens), `audit.rs`,
 //! `rooms.rs`, `members.rs` (members, read markers, bans), `invites.rs`,
 //! `messages.rs` (the group commit and the message history),
-//! `reactions.rs`, `search.rs` and `blocks.rs`. `store.rs` hands the
+//! `reactions.rs`, `search.rs`, `blocks.rs` and `settings.rs`. `store.rs` hands the
 //! [`Store`](parley_actors::store::Store) and
 //! [`ChatStore`](parley_actors::store::ChatStore) methods to them.
 //!
@@ -39,6 +39,7 @@ mod reactions;
 mod rooms;
 mod search;
 mod sessions;
+mod settings;
 mod store;
 mod users;
 

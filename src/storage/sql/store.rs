@@ -13,8 +13,10 @@ use parley_actors::domain::{
 use parley_actors::store::{
     AuditEntry, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member, Membership,
     Message, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom, NewSession, NewUser,
-    RefreshOutcome, Room, RoomPatch, Session, Store, StoreResult, User,
+    ProfilePatch, RefreshOutcome, Room, RoomPatch, Session, Store, StoreResult, User,
 };
+
+use parley_actors::settings::UserSettings;
 
 use super::{Run, SqlStore};
 
@@ -272,6 +274,16 @@ impl Store for SqlStore {
         SqlStore::user_by_login(self, login).await
     }
 
+    async fn search_users(
+        &self,
+        viewer: UserId,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>> {
+        SqlStore::search_users(self, viewer, prefix, after, limit).await
+    }
+
     async fn record_login_failure(
         &self,
         id: UserId,
@@ -302,6 +314,33 @@ impl Store for SqlStore {
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
         SqlStore::update_user_role_status(self, id, role, status, at).await
+    }
+
+    async fn update_user_profile(
+        &self,
+        id: UserId,
+        patch: ProfilePatch,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        SqlStore::update_user_profile(self, id, patch, at).await
+    }
+
+    // ---- settings -------------------------------------------------------
+    async fn user_settings(&self, id: UserId) -> StoreResult<Option<UserSettings>> {
+        SqlStore::user_settings(self, id).await
+    }
+
+    async fn all_user_settings(&self) -> StoreResult<Vec<(UserId, UserSettings)>> {
+        SqlStore::all_user_settings(self).await
+    }
+
+    async fn put_user_settings(
+        &self,
+        id: UserId,
+        settings: &UserSettings,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        SqlStore::put_user_settings(self, id, settings, at).await
     }
 
     // ---- sessions and refresh tokens ------------------------------------

@@ -1,10 +1,10 @@
 //! Users: accounts, their login-failure counter and lockout, password,
-//! role and status. Columns and row type: `user_columns!`, `UserRow` in
+//! role and status, profile, and the user search. Columns and row type: `user_columns!`, `UserRow` in
 //! `storage/rows.rs`.
 
 use chrono::{DateTime, Utc};
 use parley_actors::domain::{Role, UserId, UserStatus};
-use parley_actors::store::{LoginFailure, NewUser, StoreError, StoreResult, User};
+use parley_actors::store::{LoginFailure, NewUser, ProfilePatch, StoreError, StoreResult, User};
 
 use crate::storage::errors::expect_found;
 use crate::storage::rows::{UserRow, from_ms_opt, to_ms};
@@ -55,6 +55,41 @@ impl SqlStore {
         ))
         .bind(login)
         .optional_into(&self.pool, UserRow::into_user)
+        .await
+    }
+
+    /// Active users whose username or display name starts with `prefix`
+    /// (lowercase), by username, after the username `after`; not `viewer`
+    /// nor anyone on either side of a block with them.
+    pub(super) async fn search_users(
+        &self,
+        viewer: UserId,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>> {
+        // `like` with the wildcards in the prefix escaped: usernames may
+        // contain `_`. Usernames are stored lowercase; display names are
+        // folded here (ASCII only on SQLite).
+        let pattern = format!("{}%", escape_like(prefix));
+        sqlx::query_as::<_, UserRow>(concat!(
+            "select ",
+            user_columns!(),
+            " from users \
+             where id <> $1 and status = 'active' \
+               and (username like $2 escape '\\' or lower(display_name) like $2 escape '\\') \
+               and ($3 is null or username > $3) \
+               and not exists (select 1 from blocks \
+                   where (blocker_id = $1 and blocked_id = users.id) \
+                      or (blocker_id = users.id and blocked_id = $1)) \
+             order by username \
+             limit $4"
+        ))
+        .bind(viewer.to_string())
+        .bind(pattern)
+        .bind(after)
+        .bind(i64::from(limit))
+        .all_into(&self.pool, UserRow::into_user)
         .await
     }
 
@@ -148,4 +183,54 @@ impl SqlStore {
         .await?;
         expect_found(done, "user", id)
     }
+
+    /// Applies a profile patch; `None` when the user does not exist.
+    pub(super) async fn update_user_profile(
+        &self,
+        id: UserId,
+        patch: ProfilePatch,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        // One statement, so two patches of different fields cannot undo
+        // each other: a flag per field says whether to set it.
+        let (set_name, name) = split(patch.display_name);
+        let (set_bio, bio) = split(patch.bio);
+        sqlx::query_as::<_, UserRow>(concat!(
+            "update users set \
+               display_name = case when $2 then $3 else display_name end, \
+               bio = case when $4 then $5 else bio end, \
+               updated_at = $6 \
+             where id = $1 \
+             returning ",
+            user_columns!()
+        ))
+        .bind(id.to_string())
+        .bind(set_name)
+        .bind(name)
+        .bind(set_bio)
+        .bind(bio)
+        .bind(to_ms(at))
+        .optional_into(&self.pool, UserRow::into_user)
+        .await
+    }
+}
+
+/// `(whether to set, the value)` for one field of a patch.
+fn split(field: Option<Option<String>>) -> (bool, Option<String>) {
+    match field {
+        Some(value) => (true, value),
+        None => (false, None),
+    }
+}
+
+/// Escapes `like` wildcards (`%`, `_`) and the escape character itself.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
