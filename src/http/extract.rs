@@ -65,6 +65,9 @@ pub fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiErro
             } else if text.starts_with("missing field") {
                 let name = join(quoted.as_deref().unwrap_or("?"));
                 ApiError::field(&name, "required", format!("`{name}` is required"))
+            } else if text.starts_with("unknown variant") && !parent.is_empty() {
+                // A string outside an enum's set (`privacy.dm_policy`).
+                ApiError::field(&parent, "invalid_value", message)
             } else if parent.is_empty() {
                 ApiError::field("body", "invalid_type", message)
             } else {

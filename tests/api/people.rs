@@ -304,6 +304,12 @@ async fn unknown_settings_keys_and_bad_values_are_422_naming_the_field() {
         let reply = put_settings(&app, &alice, &body).await;
         assert_eq!(failed_fields(&reply), [field], "{body}");
     }
+    let bad_enum = put_settings(&app, &alice, &json!({"privacy": {"dm_policy": "friends"}})).await;
+    let error = bad_enum.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(
+        error["details"]["fields"]["privacy.dm_policy"]["code"],
+        "invalid_value"
+    );
     let unchanged = app.get_authed("/users/settings", &alice.access).await;
     assert_eq!(unchanged.body["privacy"]["dm_policy"], "everyone");
     assert_eq!(unchanged.body["theme"], "system");

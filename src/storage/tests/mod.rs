@@ -31,6 +31,7 @@ mod postgres;
 mod rooms;
 mod search;
 mod sessions;
+mod settings;
 mod sqlite;
 mod unread;
 mod users;
@@ -118,6 +119,9 @@ macro_rules! store_test_suite {
             unread::unread_counts_skip_own_deleted_and_blocked_messages,
             search::search_covers_my_rooms_and_tolerates_any_input,
             blocks::blocks_are_created_listed_and_lifted,
+            settings::settings_are_stored_whole_and_replaced,
+            settings::profile_patches_set_clear_or_leave_each_field,
+            settings::user_search_matches_prefixes_and_leaves_out_blocks_and_inactive,
         );
     };
     (@cases $fresh:ident, $($kind:ident :: $case:ident),+ $(,)?) => {
