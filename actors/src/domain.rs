@@ -95,6 +95,10 @@ uuid_id!(
     MessageId
 );
 uuid_id!(
+    /// A report's id.
+    ReportId
+);
+uuid_id!(
     /// An invite's id.
     InviteId
 );
@@ -312,6 +316,21 @@ string_enum!(
 );
 
 string_enum!(
+    /// Why a user is reported.
+    ReportReason {
+        /// Unwanted advertising or flooding.
+        Spam = "spam",
+        /// Abusive content.
+        Abuse = "abuse",
+        /// Targeted harassment.
+        Harassment = "harassment",
+        /// Anything else (the details say what).
+        #[default]
+        Other = "other",
+    }
+);
+
+string_enum!(
     /// Whether an account may sign in.
     UserStatus {
         /// May sign in.
@@ -404,6 +423,10 @@ text_type!(
 text_type!(
     /// A room topic: 0–500 characters.
     RoomTopic, "topic", 0, 500
+);
+text_type!(
+    /// What a reporter adds to a report: 0–1000 characters.
+    ReportDetails, "details", 0, 1000
 );
 text_type!(
     /// A profile's biography: 0–500 characters (line breaks allowed; empty

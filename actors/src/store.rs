@@ -18,8 +18,9 @@ use serde::Serialize;
 use crate::settings::UserSettings;
 
 use crate::domain::{
-    AuditId, Email, Emoji, InviteId, InviteStatus, MessageBody, MessageId, Role, RoomId, RoomName,
-    RoomRole, RoomTopic, SessionId, UserId, UserStatus, Username, Visibility,
+    AuditId, Email, Emoji, InviteId, InviteStatus, MessageBody, MessageId, ReportId, ReportReason,
+    Role, RoomId, RoomName, RoomRole, RoomTopic, SessionId, UserId, UserStatus, Username,
+    Visibility,
 };
 
 /// What can go wrong in storage.
@@ -231,6 +232,27 @@ pub struct AuditEntry {
     pub request_id: Option<String>,
     /// Free-form details (JSON).
     pub details: serde_json::Value,
+}
+
+/// A report of a user, for the moderators' queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Its id.
+    pub id: ReportId,
+    /// Who reported.
+    pub reporter_id: UserId,
+    /// Who is reported.
+    pub reported_id: UserId,
+    /// Why.
+    pub reason: ReportReason,
+    /// The message that shows it, if any.
+    pub message_id: Option<MessageId>,
+    /// The reporter's words, if any.
+    pub details: Option<String>,
+    /// `open` until a moderator acts on it.
+    pub status: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
 }
 
 /// A room as stored.
@@ -832,6 +854,14 @@ pub trait Store: ChatStore + Send + Sync + std::fmt::Debug + 'static {
         reason: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<SessionId>>;
+
+    // ---- reports --------------------------------------------------------
+
+    /// Stores a report (status `open`).
+    async fn create_report(&self, report: Report) -> StoreResult<Report>;
+
+    /// Reports, newest first, at most `limit` (the moderators' queue).
+    async fn list_reports(&self, limit: u32) -> StoreResult<Vec<Report>>;
 
     // ---- audit log ------------------------------------------------------
 

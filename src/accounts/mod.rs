@@ -204,6 +204,19 @@ impl Accounts {
         }
     }
 
+    /// Records a user's action on another user (a report) in the audit log.
+    pub async fn audit_user_action(
+        &self,
+        action: &str,
+        actor: UserId,
+        target: (&str, String),
+        client: &Client,
+        details: Value,
+    ) {
+        self.audit(action, Some(actor), Some(target), client, details)
+            .await;
+    }
+
     /// Records an admin action in the audit log.
     pub async fn audit_admin(
         &self,

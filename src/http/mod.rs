@@ -11,6 +11,7 @@ pub mod messages;
 pub mod ops;
 pub mod pagination;
 pub mod ratelimit;
+pub mod reports;
 pub mod rooms;
 pub mod sessions;
 pub mod settings;
@@ -97,6 +98,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(sessions::router())
         .merge(users::router())
         .merge(settings::router())
+        .merge(reports::router())
         .merge(rooms::router())
         .merge(messages::router())
         .merge(admin::router())
@@ -274,6 +276,6 @@ async fn require_auth(State(state): State<AppState>, mut request: Request, next:
     };
     request.extensions_mut().insert(user);
     let mut response = next.run(request).await;
-    info.apply(response.headers_mut());
+    info.apply_unless_set(response.headers_mut());
     response
 }

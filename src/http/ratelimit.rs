@@ -42,6 +42,15 @@ impl RateInfo {
             HeaderValue::from(ceil_secs(self.reset)),
         );
     }
+
+    /// Writes the headers unless a stricter, route-specific limit already
+    /// did (the per-user API limit runs around every route; a route with a
+    /// limit of its own reports that one).
+    pub fn apply_unless_set(&self, headers: &mut HeaderMap) {
+        if !headers.contains_key("x-ratelimit-limit") {
+            self.apply(headers);
+        }
+    }
 }
 
 /// A refusal: how long to wait, plus the headers' figures.

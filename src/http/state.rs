@@ -27,6 +27,8 @@ pub struct Limits {
     pub login: KeyedLimiter<IpAddr>,
     /// Authenticated requests per user.
     pub api: KeyedLimiter<UserId>,
+    /// Reports per user.
+    pub reports: KeyedLimiter<UserId>,
 }
 
 impl Limits {
@@ -36,6 +38,7 @@ impl Limits {
             register: KeyedLimiter::per_minute(settings.register_per_minute, "register"),
             login: KeyedLimiter::per_minute(settings.login_per_minute, "login"),
             api: KeyedLimiter::per_minute(settings.api_per_minute, "api"),
+            reports: KeyedLimiter::per_minute(settings.reports_per_minute, "reports"),
         }
     }
 
@@ -44,6 +47,7 @@ impl Limits {
         self.register.retain_recent();
         self.login.retain_recent();
         self.api.retain_recent();
+        self.reports.retain_recent();
     }
 }
 

@@ -381,6 +381,45 @@ impl BlockRow {
     }
 }
 
+/// The report columns [`ReportRow`] reads.
+macro_rules! report_columns {
+    () => {
+        "id, reporter_id, reported_id, reason, message_id, details, status, created_at"
+    };
+}
+
+/// A `reports` row.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct ReportRow {
+    id: String,
+    reporter_id: String,
+    reported_id: String,
+    reason: String,
+    message_id: Option<String>,
+    details: Option<String>,
+    status: String,
+    created_at: i64,
+}
+
+impl ReportRow {
+    pub(super) fn into_report(self) -> StoreResult<parley_actors::store::Report> {
+        Ok(parley_actors::store::Report {
+            id: parse_col("reports.id", &self.id)?,
+            reporter_id: parse_col("reports.reporter_id", &self.reporter_id)?,
+            reported_id: parse_col("reports.reported_id", &self.reported_id)?,
+            reason: parse_col("reports.reason", &self.reason)?,
+            message_id: self
+                .message_id
+                .as_deref()
+                .map(|m| parse_col("reports.message_id", m))
+                .transpose()?,
+            details: self.details,
+            status: self.status,
+            created_at: from_ms(self.created_at)?,
+        })
+    }
+}
+
 /// The key that makes a direct room unique: both ids, smaller first.
 pub(super) fn dm_key(a: UserId, b: UserId) -> String {
     let (a, b) = (a.to_string(), b.to_string());

@@ -484,3 +484,106 @@ async fn read_receipts_off_keeps_my_read_markers_to_my_own_devices() {
         .expect_none_matching(QUIET, "a read receipt with receipts off", is_alices_read)
         .await;
 }
+
+#[tokio::test]
+async fn a_report_is_stored_audited_and_validated() {
+    let app = spawn_chat_app().await;
+    let [alice, bob, carol] = users(&app, ["alice", "bob", "carol"]).await;
+    let room = public_room(&app, &bob, "bobs").await;
+    join(&app, &alice.access, &room).await;
+    let by_bob = post_message(&app, &bob.access, &room, "buy cheap watches").await;
+    let by_alice = post_message(&app, &alice.access, &room, "no thanks").await;
+    let private = crate::chat::create_room(&app, &bob.access, "secret", "private").await;
+    let private_id = private["id"].as_str().expect("room id").to_owned();
+    let hidden = post_message(&app, &bob.access, &private_id, "hidden").await;
+
+    let reply = app
+        .post_json_authed(
+            "/users/report",
+            &alice.access,
+            &json!({"user_id": uid(&bob), "reason": "spam",
+                    "message_id": by_bob["id"], "details": "  ads  "}),
+        )
+        .await;
+    reply.assert_status(StatusCode::CREATED);
+    assert!(reply.header("x-ratelimit-limit").is_some());
+    let id = reply.body["id"].as_str().expect("an id").to_owned();
+    let stored = app.store.list_reports(10).await.expect("reports");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id.to_string(), id);
+    assert_eq!(stored[0].reporter_id.to_string(), uid(&alice));
+    assert_eq!(stored[0].reported_id.to_string(), uid(&bob));
+    assert_eq!(stored[0].reason.as_str(), "spam");
+    assert_eq!(stored[0].details.as_deref(), Some("ads"));
+    assert_eq!(stored[0].status, "open");
+    let audit = app
+        .store
+        .list_audit_entries(Some("report"), 10)
+        .await
+        .expect("audit");
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].details["report_id"], id.as_str());
+
+    let report = |body: Value| {
+        let app = &app;
+        let token = alice.access.clone();
+        async move { app.post_json_authed("/users/report", &token, &body).await }
+    };
+    let myself = report(json!({"user_id": uid(&alice), "reason": "spam"})).await;
+    assert_eq!(failed_fields(&myself), ["user_id"]);
+    let bad_reason = report(json!({"user_id": uid(&bob), "reason": "rude"})).await;
+    assert_eq!(failed_fields(&bad_reason), ["reason"]);
+    let long =
+        report(json!({"user_id": uid(&bob), "reason": "other", "details": "x".repeat(1001)})).await;
+    assert_eq!(failed_fields(&long), ["details"]);
+    let not_bobs =
+        report(json!({"user_id": uid(&bob), "reason": "abuse", "message_id": by_alice["id"]}))
+            .await;
+    assert_eq!(failed_fields(&not_bobs), ["message_id"]);
+    // A message in a room Alice is not in is as good as missing.
+    report(json!({"user_id": uid(&bob), "reason": "abuse", "message_id": hidden["id"]}))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    report(json!({"user_id": uuid_like(), "reason": "abuse"}))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(app.store.list_reports(10).await.expect("reports").len(), 1);
+    let _ = carol;
+}
+
+fn uuid_like() -> String {
+    UserId::new().to_string()
+}
+
+#[tokio::test]
+async fn reports_are_rate_limited_per_reporter() {
+    let app = crate::chat::spawn_chat_app_with(|s| s.reports_per_minute = 2).await;
+    let [alice, bob, carol] = users(&app, ["alice", "bob", "carol"]).await;
+    for _ in 0..2 {
+        app.post_json_authed(
+            "/users/report",
+            &alice.access,
+            &json!({"user_id": uid(&bob), "reason": "spam"}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+    }
+    let refused = app
+        .post_json_authed(
+            "/users/report",
+            &alice.access,
+            &json!({"user_id": uid(&bob), "reason": "spam"}),
+        )
+        .await;
+    refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(refused.header("x-ratelimit-limit"), Some("2"));
+    // Another reporter has an allowance of their own.
+    app.post_json_authed(
+        "/users/report",
+        &carol.access,
+        &json!({"user_id": uid(&bob), "reason": "spam"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+}

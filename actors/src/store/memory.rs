@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use super::{
     AuditEntry, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member, Membership,
     Message, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom, NewSession, NewUser,
-    ProfilePatch, RefreshOutcome, Room, RoomPatch, Session, Store, StoreError, StoreResult,
+    ProfilePatch, RefreshOutcome, Report, Room, RoomPatch, Session, Store, StoreError, StoreResult,
     UNREAD_WINDOW, User,
 };
 use crate::domain::{
@@ -48,6 +48,7 @@ struct Data {
     reactions: HashMap<MessageId, BTreeMap<String, HashSet<UserId>>>,
     blocks: BTreeMap<(UserId, UserId), DateTime<Utc>>,
     settings: HashMap<UserId, UserSettings>,
+    reports: Vec<Report>,
 }
 
 /// The in-memory store. Cheap to create; share it as `Arc<dyn Store>`.
@@ -910,6 +911,22 @@ impl Store for MemoryStore {
         _at: DateTime<Utc>,
     ) -> StoreResult<Vec<SessionId>> {
         Err(unkept("sessions"))
+    }
+
+    async fn create_report(&self, report: Report) -> StoreResult<Report> {
+        self.data().reports.push(report.clone());
+        Ok(report)
+    }
+
+    async fn list_reports(&self, limit: u32) -> StoreResult<Vec<Report>> {
+        Ok(self
+            .data()
+            .reports
+            .iter()
+            .rev()
+            .take(limit as usize)
+            .cloned()
+            .collect())
     }
 
     async fn create_audit_entry(&self, _entry: NewAuditEntry) -> StoreResult<()> {

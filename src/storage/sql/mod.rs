@@ -2,7 +2,7 @@
 //! `sessions.rs` (sessions and their refresh tokens), `audit.rs`,
 //! `rooms.rs`, `members.rs` (members, read markers, bans), `invites.rs`,
 //! `messages.rs` (the group commit and the message history),
-//! `reactions.rs`, `search.rs`, `blocks.rs` and `settings.rs`. `store.rs` hands the
+//! `reactions.rs`, `search.rs`, `blocks.rs`, `settings.rs` and `reports.rs`. `store.rs` hands the
 //! [`Store`](parley_actors::store::Store) and
 //! [`ChatStore`](parley_actors::store::ChatStore) methods to them.
 //!
@@ -36,6 +36,7 @@ mod invites;
 mod members;
 mod messages;
 mod reactions;
+mod reports;
 mod rooms;
 mod search;
 mod sessions;

@@ -13,7 +13,7 @@ use parley_actors::domain::{
 use parley_actors::store::{
     AuditEntry, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member, Membership,
     Message, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom, NewSession, NewUser,
-    ProfilePatch, RefreshOutcome, Room, RoomPatch, Session, Store, StoreResult, User,
+    ProfilePatch, RefreshOutcome, Report, Room, RoomPatch, Session, Store, StoreResult, User,
 };
 
 use parley_actors::settings::UserSettings;
@@ -407,6 +407,15 @@ impl Store for SqlStore {
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<SessionId>> {
         SqlStore::revoke_user_sessions(self, user_id, keep, reason, at).await
+    }
+
+    // ---- reports --------------------------------------------------------
+    async fn create_report(&self, report: Report) -> StoreResult<Report> {
+        SqlStore::create_report(self, report).await
+    }
+
+    async fn list_reports(&self, limit: u32) -> StoreResult<Vec<Report>> {
+        SqlStore::list_reports(self, limit).await
     }
 
     // ---- audit log ------------------------------------------------------

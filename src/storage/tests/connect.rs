@@ -34,11 +34,11 @@ pub(super) async fn migrations_go_down_and_up_again(url: String, store: Arc<dyn 
     let room_id = store.create_room(room.clone()).await.expect("room").id;
 
     // The migrations after the accounts: the chat tables (SQLite has a
-    // third, which moved full-text search into a file of its own) and
-    // users' settings.
+    // third, which moved full-text search into a file of its own), users'
+    // settings and reports.
     let chat: Vec<i64> = match Backend::of(&url).expect("backend") {
-        Backend::Sqlite => vec![103, 3, 2],
-        Backend::Postgres => vec![103, 2],
+        Backend::Sqlite => vec![104, 103, 3, 2],
+        Backend::Postgres => vec![104, 103, 2],
     };
     let steps = u32::try_from(chat.len()).expect("few");
     // These steps take the chat tables and leave the accounts.

@@ -1,0 +1,2 @@
+-- reverts 0104_reports.up.sql (its indexes go with the table).
+drop table reports;
