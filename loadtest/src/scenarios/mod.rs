@@ -1,4 +1,4 @@
-//! The scenarios: each builds an [`engine::Plan`] (or a REST plan), runs it
+//! The scenarios: each builds an [`engine::Plan`](crate::engine::Plan) (or a REST plan), runs it
 //! with server sampling, and turns the result into a [`Report`].
 //!
 //! The files: one per scenario (its arguments and its run), `setup` for

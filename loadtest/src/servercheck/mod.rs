@@ -11,7 +11,7 @@
 //! - `ws_slow_consumer_closes_total` against the 4009 closes seen.
 //!
 //! Each comparison is an interval, not an equality, because a close can
-//! hide what the harness would otherwise see (see [`compare`] and the
+//! hide what the harness would otherwise see (see [`compare()`] and the
 //! README). Without closes and with a complete drain, the intervals are
 //! single points: the figures must be equal.
 //!
