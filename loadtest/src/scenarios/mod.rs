@@ -1,5 +1,6 @@
-//! The scenarios: each builds an [`engine::Plan`](crate::engine::Plan) (or a REST plan), runs it
-//! with server sampling, and turns the result into a [`Report`].
+//! The scenarios: each builds an [`engine::Plan`](crate::engine::Plan)
+//! (or a REST plan), runs it with server sampling, and turns the result
+//! into a [`Report`].
 //!
 //! The files: one per scenario (its arguments and its run), `setup` for
 //! the rooms made and removed over REST, `common` for what several
