@@ -158,8 +158,6 @@ settings! {
     login_per_minute: u32 = 30;
     /// Authenticated API requests allowed per user per minute (also the burst).
     api_per_minute: u32 = 600;
-    /// Reports (`POST /users/report`) allowed per user per minute (also the burst).
-    reports_per_minute: u32 = 5;
     /// Argon2 hashes computed at once (0 = number of CPUs); more wait their turn.
     password_hash_concurrency: usize = 0;
     /// Largest accepted request body, bytes.
@@ -256,10 +254,6 @@ impl Settings {
         );
         anyhow::ensure!(self.login_per_minute > 0, "login_per_minute must be > 0");
         anyhow::ensure!(self.api_per_minute > 0, "api_per_minute must be > 0");
-        anyhow::ensure!(
-            self.reports_per_minute > 0,
-            "reports_per_minute must be > 0"
-        );
         anyhow::ensure!(
             self.body_limit_bytes >= 1024,
             "body_limit_bytes must be >= 1024"
