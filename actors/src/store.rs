@@ -90,6 +90,30 @@ pub struct NewUser {
     pub created_at: DateTime<Utc>,
 }
 
+/// Filters of the admin user list ([`Store::list_users`]); `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Case-insensitive substring of the username, email or display name.
+    pub q: Option<String>,
+    /// Only users with this status.
+    pub status: Option<UserStatus>,
+    /// Only users with this role.
+    pub role: Option<Role>,
+}
+
+/// A user with the activity figures the admin user list shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserActivity {
+    /// The account.
+    pub user: User,
+    /// The latest `last_seen_at` of any of the user's sessions.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Sessions not revoked.
+    pub open_sessions: u64,
+    /// Messages the user has written (deleted ones included).
+    pub messages: u64,
+}
+
 /// The outcome of recording one failed login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginFailure {
@@ -688,6 +712,19 @@ pub trait Store: ChatStore + Send + Sync + std::fmt::Debug + 'static {
     /// A user by username or by email (both stored lowercase; `login` is
     /// lowercased by the caller).
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>>;
+
+    /// Users ordered by username, at most `limit`, starting after the user
+    /// `after` (cursor) when given, with their activity figures.
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserActivity>>;
+
+    /// How many users are active admins (the last one may not be demoted,
+    /// suspended or banned).
+    async fn count_active_admins(&self) -> StoreResult<u64>;
 
     /// Counts one failed login. When the count reaches `max_failures` the
     /// account is locked until `lock_until` and the count starts again.

@@ -6,6 +6,7 @@
 //! `PARLEY_TEST_DATABASE_URL` is set) and talks plain HTTP to it. One binary,
 //! so the crate links once; one module per area.
 
+mod admin;
 mod auth;
 mod blocking;
 mod chat;

@@ -13,7 +13,7 @@ use parley_actors::domain::{
 use parley_actors::store::{
     AuditEntry, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member, Membership,
     Message, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom, NewSession, NewUser,
-    RefreshOutcome, Room, RoomPatch, Session, Store, StoreResult, User,
+    RefreshOutcome, Room, RoomPatch, Session, Store, StoreResult, User, UserActivity, UserFilter,
 };
 
 use super::{Run, SqlStore};
@@ -270,6 +270,19 @@ impl Store for SqlStore {
 
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>> {
         SqlStore::user_by_login(self, login).await
+    }
+
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserActivity>> {
+        SqlStore::list_users(self, filter, after, limit).await
+    }
+
+    async fn count_active_admins(&self) -> StoreResult<u64> {
+        SqlStore::count_active_admins(self).await
     }
 
     async fn record_login_failure(
