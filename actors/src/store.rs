@@ -90,6 +90,17 @@ pub struct NewUser {
     pub created_at: DateTime<Utc>,
 }
 
+/// A connection pool's figures at one instant, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open (in use plus idle).
+    pub size: u32,
+    /// Open connections nobody holds.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
+}
+
 /// Filters of the admin user list ([`Store::list_users`]); `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
@@ -700,6 +711,14 @@ pub trait Store: ChatStore + Send + Sync + std::fmt::Debug + 'static {
 
     /// Closes the pool; every later call fails with `Unavailable`.
     async fn close(&self);
+
+    /// The connection pool's figures now (all zero for a store without one).
+    fn pool_stats(&self) -> PoolStats;
+
+    /// Takes a connection from the pool and gives it straight back;
+    /// returns how long the wait for it took (the pool's acquire latency,
+    /// sampled).
+    async fn acquire_wait(&self) -> StoreResult<std::time::Duration>;
 
     // ---- users ----------------------------------------------------------
 

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use super::{
     AuditEntry, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member, Membership,
     Message, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom, NewSession, NewUser,
-    RefreshOutcome, Room, RoomPatch, Session, Store, StoreError, StoreResult, UNREAD_WINDOW, User,
+    PoolStats, RefreshOutcome, Room, RoomPatch, Session, Store, StoreError, StoreResult, UNREAD_WINDOW, User,
     UserActivity, UserFilter,
 };
 use crate::domain::{
@@ -683,6 +683,15 @@ impl Store for MemoryStore {
     }
 
     async fn close(&self) {}
+
+    fn pool_stats(&self) -> PoolStats {
+        // No pool: every call answers at once.
+        PoolStats::default()
+    }
+
+    async fn acquire_wait(&self) -> StoreResult<std::time::Duration> {
+        Ok(std::time::Duration::ZERO)
+    }
 
     async fn create_user(&self, new: NewUser) -> StoreResult<User> {
         let mut data = self.data();

@@ -13,10 +13,12 @@ use parley_actors::domain::{
 use parley_actors::store::{
     AuditEntry, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member, Membership,
     Message, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom, NewSession, NewUser,
-    RefreshOutcome, Room, RoomPatch, Session, Store, StoreResult, User, UserActivity, UserFilter,
+    PoolStats, RefreshOutcome, Room, RoomPatch, Session, Store, StoreResult, User, UserActivity,
+    UserFilter,
 };
 
 use super::{Run, SqlStore};
+use crate::storage::errors::db_err;
 
 #[async_trait]
 impl ChatStore for SqlStore {
@@ -257,6 +259,22 @@ impl Store for SqlStore {
     async fn close(&self) {
         self.writer.close().await;
         self.pool.close().await;
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
+    async fn acquire_wait(&self) -> StoreResult<std::time::Duration> {
+        let started = std::time::Instant::now();
+        let conn = self.pool.acquire().await.map_err(db_err)?;
+        let waited = started.elapsed();
+        drop(conn);
+        Ok(waited)
     }
 
     // ---- users ----------------------------------------------------------
