@@ -17,6 +17,7 @@ mod login;
 mod messages;
 mod operations;
 mod profile;
+mod prometheus;
 mod rate_limits;
 mod refresh_and_logout;
 mod resume;
