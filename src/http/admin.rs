@@ -115,8 +115,7 @@ async fn list_users(
         .map(str::trim)
         .filter(|q| !q.is_empty())
         .map(str::to_owned);
-    if q
-        .as_deref()
+    if q.as_deref()
         .is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS)
     {
         return Err(ApiError::field(

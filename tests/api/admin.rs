@@ -132,7 +132,16 @@ async fn the_user_list_filters_pages_and_shows_activity() {
     let list = |query: &'static str| {
         let app = &app;
         let token = admin.access.clone();
-        async move { call(app, Method::GET, &format!("/admin/users{query}"), &token, None).await }
+        async move {
+            call(
+                app,
+                Method::GET,
+                &format!("/admin/users{query}"),
+                &token,
+                None,
+            )
+            .await
+        }
     };
     let names = |list: &[Value]| -> Vec<String> {
         list.iter()
@@ -352,9 +361,12 @@ async fn an_admin_lists_and_revokes_any_users_sessions_and_the_socket_closes_wit
     assert!(sessions.iter().all(|s| s["user_id"] == uid(&laptop)));
     assert!(sessions.iter().all(|s| s["created_at"].is_string()));
 
-    app.delete_authed(&format!("/admin/sessions/{}", phone.session_id), &root.access)
-        .await
-        .assert_status(StatusCode::NO_CONTENT);
+    app.delete_authed(
+        &format!("/admin/sessions/{}", phone.session_id),
+        &root.access,
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
     assert_eq!(
         phone_ws.close_code_within(Duration::from_secs(1)).await,
         Some(4003)
@@ -368,7 +380,10 @@ async fn an_admin_lists_and_revokes_any_users_sessions_and_the_socket_closes_wit
         app.profile_status(&phone.access).await,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(app.refresh(&phone.refresh).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.refresh(&phone.refresh).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 
     let entry = last_audit(&app, "admin_session_revoke").await;
     assert_eq!(entry.actor_id.map(|id| id.to_string()), Some(uid(&root)));

@@ -128,7 +128,10 @@ impl Prometheus {
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("a log file");
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(log)
@@ -215,7 +218,10 @@ async fn a_real_prometheus_finds_data_for_every_panel_and_evaluates_every_alert(
     while Instant::now() < deadline {
         post_message(&app, &bob.access, &room, &format!("hello {i}")).await;
         alice_ws.send_message(&room, &format!("hi {i}")).await;
-        assert_eq!(alice_ws.request(json!({"type": "ping"})).await["type"], "pong");
+        assert_eq!(
+            alice_ws.request(json!({"type": "ping"})).await["type"],
+            "pong"
+        );
         app.get_api("/users/profile")
             .await
             .assert_status(StatusCode::UNAUTHORIZED);
@@ -250,7 +256,11 @@ async fn a_real_prometheus_finds_data_for_every_panel_and_evaluates_every_alert(
         if postgres && expr.contains("search_index_") {
             continue;
         }
-        if prometheus.query(&as_grafana_sends_it(expr)).await.is_empty() {
+        if prometheus
+            .query(&as_grafana_sends_it(expr))
+            .await
+            .is_empty()
+        {
             empty.push(format!("{title}: {expr}"));
         }
     }

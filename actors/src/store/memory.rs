@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 use super::{
     AuditEntry, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member, Membership,
     Message, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom, NewSession, NewUser,
-    PoolStats, RefreshOutcome, Room, RoomPatch, Session, Store, StoreError, StoreResult, UNREAD_WINDOW, User,
-    UserActivity, UserFilter,
+    PoolStats, RefreshOutcome, Room, RoomPatch, Session, Store, StoreError, StoreResult,
+    UNREAD_WINDOW, User, UserActivity, UserFilter,
 };
 use crate::domain::{
     Emoji, InviteId, InviteStatus, MessageBody, MessageId, Role, RoomId, RoomRole, SessionId,
@@ -763,8 +763,7 @@ impl Store for MemoryStore {
                 q.as_deref().is_none_or(|q| {
                     u.username.as_str().to_lowercase().contains(q)
                         || u.email.as_str().to_lowercase().contains(q)
-                        || u
-                            .display_name
+                        || u.display_name
                             .as_deref()
                             .is_some_and(|d| d.to_lowercase().contains(q))
                 })
