@@ -206,6 +206,22 @@ pub enum RefreshOutcome {
     Unknown,
 }
 
+/// Filters of the audit log list ([`Store::list_audit_page`]); `None`
+/// means any.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only entries by this actor.
+    pub actor_id: Option<UserId>,
+    /// Only entries with this action.
+    pub action: Option<String>,
+    /// Only entries about this target id.
+    pub target_id: Option<String>,
+    /// Only entries at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Only entries before this instant.
+    pub to: Option<DateTime<Utc>>,
+}
+
 /// A row for the audit log.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewAuditEntry {
@@ -851,6 +867,15 @@ pub trait Store: ChatStore + Send + Sync + std::fmt::Debug + 'static {
     async fn list_audit_entries(
         &self,
         action: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Entries matching `filter`, newest first, at most `limit`, starting
+    /// after the entry `after` (cursor) when given (the admin API).
+    async fn list_audit_page(
+        &self,
+        filter: &AuditFilter,
+        after: Option<AuditId>,
         limit: u32,
     ) -> StoreResult<Vec<AuditEntry>>;
 }

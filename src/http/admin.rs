@@ -9,10 +9,10 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use chrono::Utc;
-use parley_actors::domain::{Role, SessionId, UserId, UserStatus};
+use chrono::{DateTime, Utc};
+use parley_actors::domain::{AuditId, Role, SessionId, UserId, UserStatus};
 use parley_actors::protocol::close;
-use parley_actors::store::{Session, User, UserActivity, UserFilter};
+use parley_actors::store::{AuditEntry, AuditFilter, Session, User, UserActivity, UserFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -38,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_user))
         .routes(routes!(list_sessions))
         .routes(routes!(revoke_session))
+        .routes(routes!(list_audit))
 }
 
 /// `?q=&status=&role=` of `GET /admin/users`.
@@ -324,4 +325,117 @@ async fn revoke_session(
         )
         .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `?actor_id=&action=&target_id=&from=&to=` of `GET /admin/audit`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only entries by this user.
+    #[param(format = Uuid)]
+    pub actor_id: Option<String>,
+    /// Only entries with this action (`login_failed`, `admin_user_update` …).
+    pub action: Option<String>,
+    /// Only entries about this target (a user, session or room id).
+    pub target_id: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// Only entries before this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub to: Option<String>,
+}
+
+/// One audit log entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// Who did it; null for an anonymous caller (a failed login).
+    #[schema(format = Uuid)]
+    pub actor_id: Option<String>,
+    pub action: String,
+    /// `user`, `session`, `room` …
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    /// What changed: `old` and `new` values where a value changed.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+impl From<AuditEntry> for AuditView {
+    fn from(e: AuditEntry) -> Self {
+        Self {
+            id: e.id.to_string(),
+            at: rfc3339(e.at),
+            actor_id: e.actor_id.map(|id| id.to_string()),
+            action: e.action,
+            target_type: e.target_type,
+            target_id: e.target_id,
+            ip: e.ip.map(|ip| ip.to_string()),
+            user_agent: e.user_agent,
+            request_id: e.request_id,
+            details: e.details,
+        }
+    }
+}
+
+fn time_param(name: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(raw) => DateTime::parse_from_rfc3339(raw)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| {
+                ApiError::field(
+                    name,
+                    "invalid_time",
+                    format!("{name} must be an RFC 3339 time"),
+                )
+            }),
+    }
+}
+
+fn text_param(raw: Option<&str>) -> Option<String> {
+    raw.filter(|v| !v.is_empty()).map(str::to_owned)
+}
+
+/// Lists the audit log, newest first; filters combine. Read-only: no
+/// route edits or deletes entries.
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", security(("bearer" = [])),
+    params(AuditQuery, PageParams),
+    responses((status = 200, body = Page<AuditView>), (status = 403, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope)))]
+#[tracing::instrument(skip_all, fields(admin = %admin.0.user_id))]
+async fn list_audit(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Query(query): Query<AuditQuery>,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<AuditView>>, ApiError> {
+    let limit = page.limit()?;
+    let actor_id = match query.actor_id.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(raw.parse::<UserId>().map_err(|_| {
+            ApiError::field("actor_id", "invalid_id", "actor_id is not a valid id")
+        })?),
+    };
+    let filter = AuditFilter {
+        actor_id,
+        action: text_param(query.action.as_deref()),
+        target_id: text_param(query.target_id.as_deref()),
+        from: time_param("from", query.from.as_deref())?,
+        to: time_param("to", query.to.as_deref())?,
+    };
+    let after: Option<AuditId> = page.cursor()?;
+    let rows = state
+        .store
+        .list_audit_page(&filter, after, limit + 1)
+        .await?;
+    let items = rows.into_iter().map(AuditView::from).collect();
+    Ok(Json(Page::from_overfetch(items, limit, |e| e.id.clone())))
 }

@@ -52,6 +52,7 @@ fn admin_routes(target_user: &str, target_session: &str) -> Vec<(Method, String,
             format!("/admin/sessions/{target_session}"),
             None,
         ),
+        (Method::GET, "/admin/audit".to_owned(), None),
     ]
 }
 
@@ -432,5 +433,96 @@ async fn an_admin_lists_and_revokes_any_users_sessions_and_the_socket_closes_wit
         .await;
         reply.assert_status(status);
         reply.assert_envelope();
+    }
+}
+
+#[tokio::test]
+async fn the_audit_log_lists_admin_actions_with_filters_and_pages() {
+    let app = spawn_chat_app().await;
+    let root = app.register_user("root").await;
+    set_role(&app, &root, Role::Admin).await;
+    let bob = app.register_user("bob").await;
+    let carol = app.register_user("carol").await;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    for (who, status) in [(&bob, "suspended"), (&carol, "banned")] {
+        let reply = app
+            .client
+            .patch(app.api_url(&format!("/admin/users/{}", uid(who))))
+            .bearer_auth(&root.access)
+            .header("x-request-id", format!("req-{status}"))
+            .json(&json!({"status": status}))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(reply.status(), StatusCode::OK);
+    }
+    let get = |query: String| {
+        let app = &app;
+        let token = root.access.clone();
+        async move {
+            call(
+                app,
+                Method::GET,
+                &format!("/admin/audit{query}"),
+                &token,
+                None,
+            )
+            .await
+        }
+    };
+
+    let updates = items(&get("?action=admin_user_update".to_owned()).await);
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    let newest = &updates[0];
+    assert_eq!(newest["target_id"], uid(&carol), "newest first");
+    assert_eq!(newest["target_type"], "user");
+    assert_eq!(newest["actor_id"], uid(&root));
+    assert_eq!(newest["request_id"], "req-banned");
+    assert!(newest["ip"].is_string(), "{newest}");
+    assert!(newest["at"].is_string(), "{newest}");
+    assert_eq!(newest["details"]["old"]["status"], "active");
+    assert_eq!(newest["details"]["new"]["status"], "banned");
+
+    let about_bob = items(&get(format!("?target_id={}", uid(&bob))).await);
+    assert!(
+        about_bob
+            .iter()
+            .any(|e| e["action"] == "admin_user_update" && e["request_id"] == "req-suspended"),
+        "{about_bob:?}"
+    );
+    assert!(about_bob.iter().all(|e| e["target_id"] == uid(&bob)));
+    let by_root = items(&get(format!("?actor_id={}&action=admin_user_update", uid(&root))).await);
+    assert_eq!(by_root.len(), 2);
+    let by_bob = items(&get(format!("?actor_id={}&action=admin_user_update", uid(&bob))).await);
+    assert!(by_bob.is_empty());
+
+    let from = before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let in_window = items(&get(format!("?action=admin_user_update&from={from}")).await);
+    assert_eq!(in_window.len(), 2);
+    let earlier = items(&get(format!("?action=admin_user_update&to={from}")).await);
+    assert!(earlier.is_empty(), "{earlier:?}");
+
+    let first = get("?action=admin_user_update&limit=1".to_owned()).await;
+    assert_eq!(items(&first)[0]["target_id"], uid(&carol));
+    let cursor = first.body["next_cursor"]
+        .as_str()
+        .expect("a cursor")
+        .to_owned();
+    let second = get(format!("?action=admin_user_update&limit=1&cursor={cursor}")).await;
+    assert_eq!(items(&second)[0]["target_id"], uid(&bob));
+    assert!(second.body["next_cursor"].is_null());
+
+    for (query, field) in [
+        ("?from=yesterday", "from"),
+        ("?to=2026-13-01T00:00:00Z", "to"),
+        ("?actor_id=nope", "actor_id"),
+        ("?cursor=nope", "cursor"),
+    ] {
+        let reply = get(query.to_owned()).await;
+        let error = reply.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert!(
+            error["details"]["fields"].get(field).is_some(),
+            "{query}: {error}"
+        );
     }
 }

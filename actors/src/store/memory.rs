@@ -20,10 +20,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AuditEntry, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member, Membership,
-    Message, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom, NewSession, NewUser,
-    PoolStats, RefreshOutcome, Room, RoomPatch, Session, Store, StoreError, StoreResult,
-    UNREAD_WINDOW, User, UserActivity, UserFilter,
+    AuditEntry, AuditFilter, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member,
+    Membership, Message, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom,
+    NewSession, NewUser, PoolStats, RefreshOutcome, Room, RoomPatch, Session, Store, StoreError,
+    StoreResult, UNREAD_WINDOW, User, UserActivity, UserFilter,
 };
 use crate::domain::{
     Emoji, InviteId, InviteStatus, MessageBody, MessageId, Role, RoomId, RoomRole, SessionId,
@@ -913,6 +913,15 @@ impl Store for MemoryStore {
     async fn list_audit_entries(
         &self,
         _action: Option<&str>,
+        _limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        Err(unkept("audit log"))
+    }
+
+    async fn list_audit_page(
+        &self,
+        _filter: &AuditFilter,
+        _after: Option<crate::domain::AuditId>,
         _limit: u32,
     ) -> StoreResult<Vec<AuditEntry>> {
         Err(unkept("audit log"))

@@ -11,10 +11,10 @@ use parley_actors::domain::{
     UserId, UserStatus,
 };
 use parley_actors::store::{
-    AuditEntry, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member, Membership,
-    Message, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom, NewSession, NewUser,
-    PoolStats, RefreshOutcome, Room, RoomPatch, Session, Store, StoreResult, User, UserActivity,
-    UserFilter,
+    AuditEntry, AuditFilter, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member,
+    Membership, Message, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom,
+    NewSession, NewUser, PoolStats, RefreshOutcome, Room, RoomPatch, Session, Store, StoreResult,
+    User, UserActivity, UserFilter,
 };
 
 use super::{Run, SqlStore};
@@ -412,5 +412,14 @@ impl Store for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<AuditEntry>> {
         SqlStore::list_audit_entries(self, action, limit).await
+    }
+
+    async fn list_audit_page(
+        &self,
+        filter: &AuditFilter,
+        after: Option<parley_actors::domain::AuditId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        SqlStore::list_audit_page(self, filter, after, limit).await
     }
 }
