@@ -203,6 +203,11 @@ async fn the_openapi_document_is_3_1_and_lists_the_account_routes() {
         "/api/v1/sessions",
         "/api/v1/sessions/{id}",
         "/api/v1/users/profile",
+        "/api/v1/admin/users",
+        "/api/v1/admin/users/{id}",
+        "/api/v1/admin/sessions",
+        "/api/v1/admin/sessions/{id}",
+        "/api/v1/admin/audit",
     ] {
         assert!(
             paths.contains_key(path),
