@@ -71,7 +71,10 @@ async fn a_flood_past_the_event_rate_answers_every_stored_send_before_the_1008()
         refused.len(),
         stored.len()
     );
-    assert!(acked.is_subset(&stored), "every ack is for a stored message");
+    assert!(
+        acked.is_subset(&stored),
+        "every ack is for a stored message"
+    );
     assert!(
         acked.len() >= 30,
         "the burst of 30 was taken in and answered: {}",
@@ -197,7 +200,9 @@ async fn nul_characters_are_refused_with_a_422_naming_the_field() {
     let [alice] = users(&app, ["alice"]).await;
     let room = public_room(&app, &alice, "general").await;
 
-    let search = app.get_authed("/search/messages?q=%00", &alice.access).await;
+    let search = app
+        .get_authed("/search/messages?q=%00", &alice.access)
+        .await;
     let search_inner = app
         .get_authed("/search/messages?q=hello%00world", &alice.access)
         .await;
@@ -227,7 +232,9 @@ async fn nul_characters_are_refused_with_a_422_naming_the_field() {
     // Over the socket too.
     let mut ws = WsClient::connect(&app, &alice.access).await;
     let answer = ws
-        .request(json!({"type": "message.send", "room_id": room, "body": "hi", "client_id": "x\u{0}"}))
+        .request(
+            json!({"type": "message.send", "room_id": room, "body": "hi", "client_id": "x\u{0}"}),
+        )
         .await;
     assert_eq!(answer["type"], "error", "{answer}");
     assert_eq!(ws.request(json!({"type": "ping"})).await["type"], "pong");
@@ -239,8 +246,8 @@ async fn nul_characters_are_refused_with_a_422_naming_the_field() {
 
 #[tokio::test]
 async fn a_preflight_from_an_unlisted_origin_gets_nothing_cors_related() {
-    let app = spawn_app_with(|s| s.cors_allowed_origins = "https://chat.example.com".to_owned())
-        .await;
+    let app =
+        spawn_app_with(|s| s.cors_allowed_origins = "https://chat.example.com".to_owned()).await;
 
     let preflight = app
         .client
@@ -258,5 +265,8 @@ async fn a_preflight_from_an_unlisted_origin_gets_nothing_cors_related() {
         .map(|k| k.as_str().to_owned())
         .filter(|k| k.starts_with("access-control-"))
         .collect();
-    assert!(cors.is_empty(), "CORS headers for a foreign origin: {cors:?}");
+    assert!(
+        cors.is_empty(),
+        "CORS headers for a foreign origin: {cors:?}"
+    );
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::extract::ws::Message;
 use futures_util::{Stream, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota};
+use parley_actors::domain::nul_field;
 use parley_actors::protocol::{CLIENT_TYPES, ClientFrame, ServerFrame, close};
 use parley_actors::sockets::{CloseReason, Outbox};
 use parley_actors::telemetry as rt_metrics;
@@ -179,6 +180,20 @@ where
     };
     metrics::counter!(rt_metrics::WS_EVENTS, "direction" => "in", "type" => frame.kind())
         .increment(1);
+    // JSON carries a NUL only escaped; no database may see one.
+    if text.contains("\\u0000")
+        && let Some(field) = serde_json::from_str(text).ok().as_ref().and_then(nul_field)
+    {
+        push_frame(
+            outbox,
+            &ServerFrame::error(
+                frame.reference(),
+                "validation_failed",
+                format!("{field} must not contain NUL characters"),
+            ),
+        );
+        return Ok(());
+    }
     if frame.is_rate_limited() {
         match limit.limiter.check() {
             Ok(()) => limit.strikes = 0,
