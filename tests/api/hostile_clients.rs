@@ -270,3 +270,78 @@ async fn a_preflight_from_an_unlisted_origin_gets_nothing_cors_related() {
         "CORS headers for a foreign origin: {cors:?}"
     );
 }
+
+#[tokio::test]
+async fn search_takes_any_text_up_to_200_characters_as_plain_words() {
+    let app = spawn_chat_app().await;
+    let [alice] = users(&app, ["alice"]).await;
+    let room = public_room(&app, &alice, "general").await;
+    crate::chat::post_message(&app, &alice.access, &room, "hello world").await;
+
+    // Query syntax of either database's full-text search is taken as text.
+    for q in [
+        "\"",
+        "\"hello",
+        "hello*",
+        "NEAR(hello world)",
+        "hello AND",
+        "OR",
+        "-hello",
+        "hello:*",
+        "^hello",
+        "(hello",
+        "body:hello",
+        "hello | world",
+        "!hello",
+        "'",
+        "héllo wörld 😀",
+        "*",
+        "{hello}",
+        "hello & !world",
+        "\\",
+    ] {
+        let reply = app
+            .client
+            .get(
+                reqwest::Url::parse_with_params(&app.api_url("/search/messages"), [("q", q)])
+                    .expect("a URL"),
+            )
+            .bearer_auth(&alice.access)
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(reply.status(), StatusCode::OK, "q = {q:?}");
+    }
+    let found = app
+        .get_authed("/search/messages?q=hello", &alice.access)
+        .await;
+    assert_eq!(crate::chat::items(&found).len(), 1);
+
+    let at_limit = "a".repeat(200);
+    let over = "a".repeat(201);
+    let ok = app
+        .get_authed(&format!("/search/messages?q={at_limit}"), &alice.access)
+        .await;
+    let too_long = app
+        .get_authed(&format!("/search/messages?q={over}"), &alice.access)
+        .await;
+    ok.assert_status(StatusCode::OK);
+    assert_eq!(field_of(&too_long), "q");
+}
+
+#[tokio::test]
+async fn history_pages_hold_at_most_200_messages() {
+    let app = spawn_chat_app().await;
+    let [alice] = users(&app, ["alice"]).await;
+    let room = public_room(&app, &alice, "general").await;
+
+    let ok = app
+        .get_authed(&format!("/rooms/{room}/messages?limit=200"), &alice.access)
+        .await;
+    let over = app
+        .get_authed(&format!("/rooms/{room}/messages?limit=201"), &alice.access)
+        .await;
+
+    ok.assert_status(StatusCode::OK);
+    assert_eq!(field_of(&over), "limit");
+}
