@@ -26,6 +26,8 @@ pub struct RealtimeConfig {
     pub ephemeral_queue: usize,
     /// Longest message body, in characters (at most 4000).
     pub max_body_chars: usize,
+    /// Distinct emoji one message may carry; a new one past this is refused.
+    pub max_reactions_per_message: usize,
 }
 
 impl Default for RealtimeConfig {
@@ -41,6 +43,7 @@ impl Default for RealtimeConfig {
             durable_queue: 1024,
             ephemeral_queue: 64,
             max_body_chars: crate::domain::MessageBody::MAX_CHARS,
+            max_reactions_per_message: 50,
         }
     }
 }

@@ -345,3 +345,43 @@ async fn history_pages_hold_at_most_200_messages() {
     ok.assert_status(StatusCode::OK);
     assert_eq!(field_of(&over), "limit");
 }
+
+#[tokio::test]
+async fn a_message_takes_distinct_reactions_up_to_the_limit_and_more_of_each() {
+    let app = crate::chat::spawn_chat_app_with(|s| s.message_max_reactions = 2).await;
+    let [alice, bob] = users(&app, ["alice", "bob"]).await;
+    let room = public_room(&app, &alice, "general").await;
+    crate::chat::join(&app, &bob.access, &room).await;
+    let message = crate::chat::post_message(&app, &alice.access, &room, "react").await;
+    let id = message["id"].as_str().expect("an id");
+    let react = |token: &str, emoji: &str| {
+        let path = format!("/rooms/{room}/messages/{id}/reactions/{emoji}");
+        let token = token.to_owned();
+        let app = &app;
+        async move { crate::chat::put(app, &path, &token).await }
+    };
+
+    react(&alice.access, "%F0%9F%91%8D")
+        .await
+        .assert_status(StatusCode::NO_CONTENT); // 👍
+    react(&alice.access, "%F0%9F%8E%89")
+        .await
+        .assert_status(StatusCode::NO_CONTENT); // 🎉
+    let third = react(&alice.access, "%F0%9F%98%80").await; // 😀
+    let same = react(&bob.access, "%F0%9F%91%8D").await;
+    let again = react(&alice.access, "%F0%9F%8E%89").await;
+
+    third.assert_error(StatusCode::CONFLICT, "conflict");
+    same.assert_status(StatusCode::NO_CONTENT);
+    again.assert_status(StatusCode::NO_CONTENT);
+    let stored = history(&app, &alice.access, &room, "").await;
+    assert_eq!(stored[0]["reactions"], json!({"👍": 2, "🎉": 1}));
+    // Once one is gone, another may take its place.
+    let path = format!("/rooms/{room}/messages/{id}/reactions/%F0%9F%8E%89");
+    call(&app, Method::DELETE, &path, &alice.access, None)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    react(&bob.access, "%F0%9F%98%80")
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+}
