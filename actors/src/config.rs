@@ -28,6 +28,8 @@ pub struct RealtimeConfig {
     pub max_body_chars: usize,
     /// Distinct emoji one message may carry; a new one past this is refused.
     pub max_reactions_per_message: usize,
+    /// Members one room may have; joins and accepted invites past it are refused.
+    pub max_room_members: usize,
 }
 
 impl Default for RealtimeConfig {
@@ -44,6 +46,7 @@ impl Default for RealtimeConfig {
             ephemeral_queue: 64,
             max_body_chars: crate::domain::MessageBody::MAX_CHARS,
             max_reactions_per_message: 50,
+            max_room_members: 10_000,
         }
     }
 }

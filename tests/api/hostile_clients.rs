@@ -385,3 +385,23 @@ async fn a_message_takes_distinct_reactions_up_to_the_limit_and_more_of_each() {
         .await
         .assert_status(StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn a_room_takes_members_up_to_the_limit() {
+    let app = crate::chat::spawn_chat_app_with(|s| s.room_max_members = 2).await;
+    let [alice, bob, carol] = users(&app, ["alice", "bob", "carol"]).await;
+    let room = public_room(&app, &alice, "general").await;
+
+    crate::chat::join(&app, &bob.access, &room).await;
+    let full = app
+        .post_authed(&format!("/rooms/{room}/join"), &carol.access)
+        .await;
+
+    full.assert_error(StatusCode::CONFLICT, "conflict");
+    // Once someone leaves, there is room again.
+    let left = app
+        .post_authed(&format!("/rooms/{room}/leave"), &bob.access)
+        .await;
+    assert!(left.status.is_success(), "{}", left.status);
+    crate::chat::join(&app, &carol.access, &room).await;
+}
