@@ -11,6 +11,7 @@ mod auth;
 mod blocking;
 mod chat;
 mod helpers;
+mod hostile_clients;
 mod http_conventions;
 mod live_revocation;
 mod login;
