@@ -9,10 +9,12 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use parley_actors::domain::{Role, SessionId, UserId};
+use axum::response::{IntoResponse, Response};
+use parley_actors::domain::{Role, SessionId, UserId, UserStatus, nul_field};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::state::AppState;
 use crate::accounts::{Client, Identity};
 use crate::config::Settings;
 
@@ -97,11 +99,58 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             },
         );
     }
+    // JSON can carry a NUL only escaped; checked before the typed parse so
+    // every field of every body is covered.
+    if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        refuse_nul_in(bytes)?;
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
     de.end()
         .map_err(|e| ApiError::Malformed(format!("request body is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// 422 naming the first field of a JSON body that holds a NUL character.
+fn refuse_nul_in(bytes: &[u8]) -> Result<(), ApiError> {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        // Not valid JSON: the typed parse says so.
+        return Ok(());
+    };
+    match nul_field(&value) {
+        Some(field) => Err(ApiError::field(
+            &field,
+            "invalid_characters",
+            format!("{field} must not contain NUL characters"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a query string with a NUL character in a name or value (422
+/// naming the parameter), for every route: PostgreSQL refuses NUL in text.
+pub async fn refuse_nul_in_query(request: Request, next: axum::middleware::Next) -> Response {
+    if let Some(query) = request.uri().query()
+        && query.to_ascii_lowercase().contains("%00")
+    {
+        let pairs: Vec<(String, String)> =
+            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(request.uri())
+                .map(|q| q.0)
+                .unwrap_or_default();
+        if let Some((name, _)) = pairs
+            .iter()
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            let name = name.replace('\0', "\\0");
+            return ApiError::field(
+                &name,
+                "invalid_characters",
+                format!("{name} must not contain NUL characters"),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 impl<T, S> FromRequest<S> for ApiJson<T>
@@ -156,6 +205,63 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
             .get::<AuthUser>()
             .cloned()
             .ok_or(ApiError::Unauthenticated)
+    }
+}
+
+/// The caller's role as stored now, when the account is active. The token's
+/// role is not trusted: it may predate a demotion or a suspension.
+async fn stored_role(state: &AppState, auth: &AuthUser) -> Result<Option<Role>, ApiError> {
+    Ok(match state.store.user_by_id(auth.user_id).await? {
+        Some(user) if user.status == UserStatus::Active => Some(user.role),
+        _ => None,
+    })
+}
+
+/// An authenticated caller who is an active admin, checked in the store on
+/// every request so that a demoted admin loses access at once. Anyone else
+/// (moderators included) gets 403; no token, 401.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let auth = AuthUser::from_request_parts(parts, state).await?;
+        match stored_role(state, &auth).await? {
+            Some(Role::Admin) => Ok(Self(auth)),
+            _ => Err(ApiError::Forbidden("admin role required")),
+        }
+    }
+}
+
+/// An authenticated caller who may work the moderation queue: an active
+/// moderator or admin. A moderator may read the report queue and resolve
+/// reports, and nothing else: every other admin route takes [`AdminUser`].
+/// Anyone else gets 403; no token, 401.
+#[derive(Debug, Clone)]
+pub struct ModeratorUser {
+    /// The caller.
+    pub auth: AuthUser,
+    /// `Moderator` or `Admin`, as stored now.
+    pub role: Role,
+}
+
+impl FromRequestParts<AppState> for ModeratorUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let auth = AuthUser::from_request_parts(parts, state).await?;
+        match stored_role(state, &auth).await? {
+            Some(role @ (Role::Admin | Role::Moderator)) => Ok(Self { auth, role }),
+            _ => Err(ApiError::Forbidden("moderator or admin role required")),
+        }
     }
 }
 

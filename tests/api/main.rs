@@ -6,10 +6,12 @@
 //! `PARLEY_TEST_DATABASE_URL` is set) and talks plain HTTP to it. One binary,
 //! so the crate links once; one module per area.
 
+mod admin;
 mod auth;
 mod blocking;
 mod chat;
 mod helpers;
+mod hostile_clients;
 mod http_conventions;
 mod live_revocation;
 mod login;
@@ -17,6 +19,7 @@ mod messages;
 mod operations;
 mod people;
 mod profile;
+mod prometheus;
 mod rate_limits;
 mod refresh_and_logout;
 mod resume;

@@ -95,6 +95,7 @@ macro_rules! store_test_suite {
             users::taken_usernames_and_emails_conflict_on_that_field,
             users::login_failures_lock_the_account_at_the_threshold,
             users::role_status_and_password_changes_are_stored,
+            users::the_user_list_filters_pages_and_counts_activity,
             sessions::a_rotated_token_presented_again_revokes_its_session,
             sessions::expired_refresh_tokens_are_dead_and_left_unchanged,
             sessions::concurrent_rotations_of_one_token_rotate_it_once,
