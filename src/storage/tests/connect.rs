@@ -37,8 +37,8 @@ pub(super) async fn migrations_go_down_and_up_again(url: String, store: Arc<dyn 
     // third, which moved full-text search into a file of its own), users'
     // settings and reports.
     let chat: Vec<i64> = match Backend::of(&url).expect("backend") {
-        Backend::Sqlite => vec![104, 103, 3, 2],
-        Backend::Postgres => vec![104, 103, 2],
+        Backend::Sqlite => vec![6, 5, 3, 2],
+        Backend::Postgres => vec![6, 5, 2],
     };
     let steps = u32::try_from(chat.len()).expect("few");
     // These steps take the chat tables and leave the accounts.
