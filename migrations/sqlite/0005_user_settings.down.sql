@@ -1,2 +1,2 @@
--- reverts 0103_user_settings.up.sql.
+-- reverts 0005_user_settings.up.sql.
 drop table user_settings;

@@ -1,2 +1,2 @@
--- reverts 0104_reports.up.sql (its indexes go with the table).
+-- reverts 0006_reports.up.sql (its indexes go with the table).
 drop table reports;
