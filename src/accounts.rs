@@ -17,8 +17,9 @@ use parley_actors::store::{
 };
 use serde_json::{Value, json};
 
+use crate::auth::lockout::Failure;
 use crate::auth::tokens::{TokenError, hash_refresh_token, new_refresh_token};
-use crate::auth::{PasswordHasher, RevokedSessions, TokenKeys, UnknownLoginGuard};
+use crate::auth::{LoginGuard, PasswordHasher, RevokedSessions, TokenKeys};
 use crate::config::Settings;
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, ClientInfo};
@@ -45,9 +46,8 @@ pub struct Accounts {
     /// `sid` must name a live session of its `sub`; known sessions are
     /// checked in memory, unknown ones once against the store.
     live: Arc<dashmap::DashMap<SessionId, UserId>>,
-    unknown_logins: UnknownLoginGuard,
-    max_failures: u32,
-    lockout: Duration,
+    /// Failed logins per login string, known or not (see [`LoginGuard`]).
+    logins: LoginGuard,
     refresh_ttl: Duration,
 }
 
@@ -72,11 +72,14 @@ impl Accounts {
             keys,
             revoked,
             live: Arc::default(),
-            unknown_logins: UnknownLoginGuard::new(settings.login_max_failures, lockout),
-            max_failures: settings.login_max_failures,
-            lockout,
+            logins: LoginGuard::new(settings.login_max_failures, lockout),
             refresh_ttl: Duration::from_secs(settings.refresh_token_ttl_secs),
         }
+    }
+
+    /// The access-token keys.
+    pub fn keys(&self) -> &TokenKeys {
+        &self.keys
     }
 
     /// The in-memory revocation view.
@@ -94,7 +97,7 @@ impl Accounts {
     /// Periodic upkeep: prune the in-memory views.
     pub fn prune(&self) {
         self.revoked.prune(self.keys.ttl());
-        self.unknown_logins.prune();
+        self.logins.prune();
     }
 
     /// Checks an access token: signature, expiry, issuer, audience, that its
@@ -284,6 +287,10 @@ impl Accounts {
     }
 
     /// Logs in by username or email.
+    ///
+    /// Failures count per login string whether or not it names an account
+    /// (see [`LoginGuard`]), so a known and an unknown login fail, lock and
+    /// unlock alike.
     pub async fn login(
         &self,
         login: &str,
@@ -291,74 +298,30 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<Issued, ApiError> {
         let login = login.trim().to_lowercase();
-        let user = self.store.user_by_login(&login).await?;
-        let Some(user) = user else {
-            if let Some(left) = self.unknown_logins.locked_for(&login) {
-                return Err(ApiError::AccountLocked { retry_after: left });
-            }
-            // Same work as a wrong password, so timing does not tell.
-            self.hasher.verify(password, None).await?;
-            metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "invalid_credentials")
-                .increment(1);
-            if self.unknown_logins.record_failure(&login) {
-                metrics::counter!(telemetry::LOCKOUTS).increment(1);
-            }
-            self.audit(
-                "login_failed",
-                None,
-                Some(("login", login.clone())),
-                client,
-                json!({}),
-            )
-            .await;
-            return Err(ApiError::InvalidCredentials);
-        };
-        let now = Utc::now();
-        if let Some(until) = user.locked_until.filter(|until| *until > now) {
+        if let Some(left) = self.logins.locked_for(&login) {
             metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "locked").increment(1);
-            let left = (until - now).to_std().unwrap_or(Duration::from_secs(1));
             return Err(ApiError::AccountLocked { retry_after: left });
         }
-        if !self
+        let user = self.store.user_by_login(&login).await?;
+        // The same hashing work either way, so timing does not tell.
+        let verified = self
             .hasher
-            .verify(password, Some(&user.password_hash))
-            .await?
-        {
-            metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "invalid_credentials")
-                .increment(1);
-            let failure = self
-                .store
-                .record_login_failure(user.id, self.max_failures, later(self.lockout))
-                .await?;
-            self.audit(
-                "login_failed",
-                None,
-                Some(("user", user.id.to_string())),
-                client,
-                json!({}),
-            )
-            .await;
-            if let Some(until) = failure.locked_until {
-                metrics::counter!(telemetry::LOCKOUTS).increment(1);
-                self.audit(
-                    "lockout",
-                    None,
-                    Some(("user", user.id.to_string())),
-                    client,
-                    json!({"locked_until": until.to_rfc3339()}),
-                )
-                .await;
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await?;
+        let user = match user {
+            Some(user) if verified => user,
+            user => {
+                self.login_failed(&login, user.as_ref(), client).await;
+                return Err(ApiError::InvalidCredentials);
             }
-            return Err(ApiError::InvalidCredentials);
-        }
+        };
         match user.status {
             UserStatus::Active => {}
             UserStatus::Suspended => return Err(ApiError::AccountSuspended),
             UserStatus::Banned => return Err(ApiError::AccountBanned),
         }
-        if user.failed_logins > 0 || user.locked_until.is_some() {
-            self.store.clear_login_failures(user.id).await?;
-        }
+        self.logins
+            .clear([user.username.as_str(), user.email.as_str(), login.as_str()]);
         self.audit(
             "login",
             Some(user.id),
@@ -368,6 +331,37 @@ impl Accounts {
         )
         .await;
         self.open_session(user, client).await
+    }
+
+    /// Counts a failed login (wrong password or second factor) against the
+    /// login string, and audits it (and the lockout it may cause).
+    async fn login_failed(&self, login: &str, user: Option<&User>, client: &ClientInfo) {
+        metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "invalid_credentials").increment(1);
+        let target = match user {
+            Some(user) => ("user", user.id.to_string()),
+            None => ("login", login.to_owned()),
+        };
+        let locked = self.logins.record_failure(login);
+        self.audit(
+            "login_failed",
+            None,
+            Some((target.0, target.1.clone())),
+            client,
+            json!({}),
+        )
+        .await;
+        if let Failure::Locked(_) = locked {
+            metrics::counter!(telemetry::LOCKOUTS).increment(1);
+            let until = later(self.logins.lockout());
+            self.audit(
+                "lockout",
+                None,
+                Some(target),
+                client,
+                json!({"locked_until": until.to_rfc3339(), "login": login}),
+            )
+            .await;
+        }
     }
 
     /// Spends a refresh token for a new pair. A token presented twice

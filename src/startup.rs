@@ -16,7 +16,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::Accounts;
-use crate::auth::{PasswordHasher, RevokedSessions, TokenKeys, tokens};
+use crate::auth::keys::KeyRing;
+use crate::auth::{PasswordHasher, RevokedSessions, TokenKeys};
 use crate::config::Settings;
 use crate::http::ratelimit::KeyedLimiter;
 use crate::http::ws::SocketWriters;
@@ -86,6 +87,24 @@ pub struct Application {
     shutdown: CancellationToken,
 }
 
+/// The access-token keys the settings ask for (see [`KeyRing`]).
+pub fn signing_keys(settings: &Settings) -> anyhow::Result<TokenKeys> {
+    let ttl = Duration::from_secs(settings.access_token_ttl_secs);
+    let ring = KeyRing::load(
+        &settings.data_dir,
+        settings.jwt_algorithm,
+        settings.configured_jwt_secret()?.as_ref(),
+        ttl,
+    )
+    .context("loading the signing keys")?;
+    Ok(TokenKeys::with_ring(
+        ring,
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+        ttl,
+    ))
+}
+
 /// Opens the store named by the settings (running migrations).
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     if settings.database_url.is_none() {
@@ -105,17 +124,7 @@ impl Application {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
         let store = open_store(&settings).await?;
-        let secret = match &settings.jwt_secret {
-            Some(secret) => secret.clone(),
-            None => tokens::load_or_create_secret(&settings.data_dir)
-                .context("loading the JWT secret")?,
-        };
-        let keys = TokenKeys::new(
-            &secret,
-            &settings.jwt_issuer,
-            &settings.jwt_audience,
-            Duration::from_secs(settings.access_token_ttl_secs),
-        );
+        let keys = signing_keys(&settings)?;
         let concurrency = settings.password_hash_concurrency;
         let hasher =
             tokio::task::spawn_blocking(move || PasswordHasher::new(concurrency)).await??;
