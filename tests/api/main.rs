@@ -23,6 +23,7 @@ mod rooms;
 mod scale_and_supervision;
 mod sessions;
 mod signing;
+mod signing_keys;
 mod tokens;
 mod typing_presence;
 mod ws_client;
