@@ -1,6 +1,7 @@
 //! Credentials: password hashing, access and refresh tokens, and the
 //! in-memory views that keep revocation and lockout checks off the database.
 
+pub mod hourly;
 pub mod keys;
 pub mod lockout;
 pub mod passwords;

@@ -4,6 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -14,10 +16,29 @@ use super::{Mail, Mailer};
 /// a stuck SMTP server must not grow memory without bound.
 const CAPACITY: usize = 1024;
 
+/// One entry of the queue.
+enum Job {
+    /// A mail ready to send.
+    Ready(Mail),
+    /// Work that yields a mail (or nothing), done by the worker: a password
+    /// reset stores its token there, so the request that asked for it does
+    /// no more work for a known address than for an unknown one.
+    Later(BoxFuture<'static, Option<Mail>>),
+}
+
+impl Job {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Ready(mail) => mail.kind,
+            Self::Later(_) => "deferred",
+        }
+    }
+}
+
 /// Queues mail for the one worker that sends it. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    queue: mpsc::Sender<Mail>,
+    queue: mpsc::Sender<Job>,
     stop: CancellationToken,
     worker: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
@@ -37,8 +58,18 @@ impl Outbox {
 
     /// Queues a mail; returns at once.
     pub fn send(&self, mail: Mail) {
-        let kind = mail.kind;
-        match self.queue.try_send(mail) {
+        self.enqueue(Job::Ready(mail));
+    }
+
+    /// Queues work that produces a mail; the worker runs it, then sends
+    /// what it returns. Returns at once.
+    pub fn send_later(&self, job: impl Future<Output = Option<Mail>> + Send + 'static) {
+        self.enqueue(Job::Later(Box::pin(job)));
+    }
+
+    fn enqueue(&self, job: Job) {
+        let kind = job.kind();
+        match self.queue.try_send(job) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::error!(kind, "mail queue full; mail dropped");
@@ -63,16 +94,23 @@ impl Outbox {
     }
 }
 
-async fn run(mailer: Arc<dyn Mailer>, mut rx: mpsc::Receiver<Mail>, stop: CancellationToken) {
+async fn run(mailer: Arc<dyn Mailer>, mut rx: mpsc::Receiver<Job>, stop: CancellationToken) {
     loop {
-        let mail = tokio::select! {
-            mail = rx.recv() => mail,
+        let job = tokio::select! {
+            job = rx.recv() => job,
             () = stop.cancelled() => {
                 rx.close();
                 rx.recv().await
             }
         };
-        let Some(mail) = mail else { break };
+        let Some(job) = job else { break };
+        let mail = match job {
+            Job::Ready(mail) => mail,
+            Job::Later(work) => match work.await {
+                Some(mail) => mail,
+                None => continue,
+            },
+        };
         if let Err(e) = mailer.send(&mail).await {
             metrics::counter!(crate::telemetry::MAIL_FAILURES, "kind" => mail.kind).increment(1);
             tracing::error!(kind = mail.kind, to = %mail.to, error = %e, "mail not sent");
@@ -100,14 +138,18 @@ mod tests {
     async fn queued_mail_is_sent_in_order_and_flushed_at_shutdown() {
         let recorder = Arc::new(Recorder::default());
         let outbox = Outbox::start(recorder.clone());
-        for i in 0..5 {
-            outbox.send(Mail {
-                to: "a@example.com".to_owned(),
-                subject: format!("m{i}"),
-                body: String::new(),
-                kind: "test",
-            });
+        let mail = |i: usize| Mail {
+            to: "a@example.com".to_owned(),
+            subject: format!("m{i}"),
+            body: String::new(),
+            kind: "test",
+        };
+        for i in 0..3 {
+            outbox.send(mail(i));
         }
+        outbox.send_later(async move { Some(mail(3)) });
+        outbox.send_later(async { None });
+        outbox.send(mail(4));
         outbox.shutdown(Duration::from_secs(5)).await;
         let sent = recorder.0.lock().expect("lock").clone();
         assert_eq!(sent, ["m0", "m1", "m2", "m3", "m4"]);
