@@ -159,7 +159,7 @@ settings! {
     database_url: Option<String> = None;
     /// Maximum pooled database connections.
     database_max_connections: u32 = 10;
-    /// Redis URL; set to join several nodes into a cluster (later issue).
+    /// Redis URL; set to join several nodes into a cluster (not used yet).
     redis_url: Option<String> = None;
     /// How access tokens are signed: `HS256` (a shared secret) or `EdDSA` (an Ed25519 key pair in `<data_dir>/signing_keys.json`, public keys at `/.well-known/jwks.json`).
     jwt_algorithm: JwtAlgorithm = JwtAlgorithm::Hs256;
@@ -251,7 +251,7 @@ settings! {
     ws_max_write_buffer_bytes: usize = 1024 * 1024;
     /// Threads that write to sockets, apart from those that read them and run the actors; 0: half the cores, at least 1.
     ws_writer_threads: usize = 0;
-    /// Longest message body, in characters (at most 4000, the contract's limit).
+    /// Longest message body, in characters (at most 4000, the API's limit).
     message_max_chars: usize = 4000;
     /// A `resume` further behind than this many messages in a room gets `resync_required`.
     resume_max_gap: u32 = 1000;

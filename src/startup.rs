@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use metrics_exporter_prometheus::PrometheusHandle;
 use parley_actors::Realtime;
-use parley_actors::domain::UserId;
 use parley_actors::protocol::close;
 use parley_actors::store::Store;
 use tokio::net::TcpListener;
@@ -18,53 +16,11 @@ use tokio_util::sync::CancellationToken;
 use crate::accounts::Accounts;
 use crate::auth::keys::KeyRing;
 use crate::auth::{PasswordHasher, RevokedSessions, TokenKeys};
-use crate::config::Settings;
-use crate::http::ratelimit::KeyedLimiter;
+use crate::config::{Secret, Settings};
+use crate::http::state::{AppState, Limits};
 use crate::http::ws::SocketWriters;
+use crate::mail::{self, Outbox};
 use crate::{http, storage, telemetry};
-
-/// The rate limiters guarding the HTTP API.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Registrations per IP.
-    pub register: KeyedLimiter<std::net::IpAddr>,
-    /// Logins and refreshes per IP.
-    pub login: KeyedLimiter<std::net::IpAddr>,
-    /// Authenticated requests per user.
-    pub api: KeyedLimiter<UserId>,
-}
-
-impl Limits {
-    fn new(settings: &Settings) -> Self {
-        Self {
-            register: KeyedLimiter::per_minute(settings.register_per_minute, "register"),
-            login: KeyedLimiter::per_minute(settings.login_per_minute, "login"),
-            api: KeyedLimiter::per_minute(settings.api_per_minute, "api"),
-        }
-    }
-
-    fn retain_recent(&self) {
-        self.register.retain_recent();
-        self.login.retain_recent();
-        self.api.retain_recent();
-    }
-}
-
-/// What every handler can reach. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub store: Arc<dyn Store>,
-    pub accounts: Arc<Accounts>,
-    pub limits: Limits,
-    pub realtime: Realtime,
-    /// Where socket writer tasks run (see [`SocketWriters`]).
-    pub socket_writers: SocketWriters,
-    /// Upgraded WebSocket connections, authenticated or not (the cap).
-    pub open_sockets: Arc<std::sync::atomic::AtomicUsize>,
-    pub metrics: PrometheusHandle,
-    pub started: Instant,
-}
 
 /// Stops a running [`Application`] gracefully.
 #[derive(Debug, Clone)]
@@ -137,7 +93,14 @@ impl Application {
             .with_listener(Arc::new(move |session| {
                 closer.close_sessions(&[session], close::REVOKED, "session revoked");
             }));
-        let accounts = Accounts::new(&settings, Arc::clone(&store), hasher, keys, revoked);
+        let mailer = mail::from_settings(
+            settings.smtp_url.as_ref().map(Secret::expose),
+            &settings.mail_from,
+            &settings.data_dir,
+        )
+        .context("setting up mail")?;
+        let outbox = Outbox::start(mailer);
+        let accounts = Accounts::new(&settings, Arc::clone(&store), hasher, keys, revoked, outbox);
         let listener = bind(settings.listen, settings.listen_backlog)
             .with_context(|| format!("binding {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
@@ -218,6 +181,7 @@ impl Application {
             }
         });
         let upkeep = tokio::spawn(upkeep(state.clone(), shutdown.clone()));
+        let idle_sweep = tokio::spawn(sweep_idle_sessions(state.clone(), shutdown.clone()));
         let heartbeat = tokio::spawn(heartbeat(state.clone(), shutdown.clone()));
         let metrics_server = metrics_listener.map(|listener| {
             let router = http::metrics_router(state.clone());
@@ -259,7 +223,7 @@ impl Application {
             }
         };
         shutdown.cancel();
-        for task in [signals, upkeep, heartbeat, sockets_closed] {
+        for task in [signals, upkeep, idle_sweep, heartbeat, sockets_closed] {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "background task failed");
             }
@@ -271,19 +235,12 @@ impl Application {
                 Ok(Ok(())) => {}
             }
         }
+        // Mail queued by the last requests still goes out (its jobs may
+        // need the store, so before it closes).
+        state.accounts.outbox().shutdown(grace).await;
         state.store.close().await;
         tracing::info!("parley stopped");
         served
-    }
-}
-
-impl AppState {
-    fn store_kind(&self) -> &'static str {
-        if self.settings.database_url().starts_with("postgres") {
-            "postgres"
-        } else {
-            "sqlite"
-        }
     }
 }
 
@@ -333,6 +290,28 @@ async fn upkeep(state: AppState, shutdown: CancellationToken) {
             _ = tick.tick() => {
                 state.accounts.prune();
                 state.limits.retain_recent();
+            }
+            () = shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// With `session_idle_secs` set, revokes idle sessions (closing their
+/// sockets) twice per idle period; returns at once when it is not set.
+async fn sweep_idle_sessions(state: AppState, shutdown: CancellationToken) {
+    let Some(every) = state.accounts.policy().sweep_every() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                match state.accounts.sweep_idle_sessions().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(sessions = n, "idle sessions revoked"),
+                    Err(e) => tracing::error!(error = %e, "idle-session sweep failed"),
+                }
             }
             () = shutdown.cancelled() => break,
         }

@@ -2,7 +2,7 @@
 //!
 //! Actors publish events to a [`Broker`]; it delivers them to sockets. The
 //! in-process [`LocalBroker`] hands them straight to this node's
-//! [`Sockets`]; a cluster broker (Redis, a later issue) will also carry them
+//! [`Sockets`]; a cluster broker (Redis, not built yet) will also carry them
 //! to the other nodes, each delivering to its own sockets, without any actor
 //! changing.
 
@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::blocks::BlockIndex;
 use crate::domain::{RoomId, SessionId, UserId};
-use crate::sockets::{Delivery, Sockets};
+use crate::sockets::{Delivery, Outbox, Sockets};
 use crate::telemetry;
 
 /// Who an event is for.
@@ -23,15 +23,34 @@ pub enum Target {
     Users(Vec<UserId>),
     /// Every socket receiving any of these rooms, once, skipping rooms with
     /// more than `max_room` sockets.
-    RoomsUnion { rooms: Vec<RoomId>, max_room: usize },
+    RoomsUnion {
+        /// The rooms.
+        rooms: Vec<RoomId>,
+        /// Rooms with more local sockets than this are skipped.
+        max_room: usize,
+    },
     /// Every socket.
     All,
 }
 
 /// Delivery of events and socket control, local or cluster-wide.
+///
+/// Every subscription and unsubscription of a socket goes through here, so
+/// a broker that spans nodes sees all of them; nothing in the core calls
+/// [`Sockets`]' subscription methods directly.
 pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// Delivers an event; never waits on a socket.
     fn publish(&self, target: Target, delivery: Delivery);
+    /// A socket of this node opened, receiving `rooms`.
+    fn register(&self, outbox: &Arc<Outbox>, rooms: &[RoomId]);
+    /// A socket of this node closed: it receives nothing more.
+    fn unregister(&self, outbox: &Outbox);
+    /// One socket starts receiving `room` (the end of a resume, or a
+    /// membership that changed while the socket was being accepted).
+    fn subscribe_socket(&self, outbox: &Arc<Outbox>, room: RoomId);
+    /// One socket stops receiving `room` (while a resume replays its gap,
+    /// or a membership that ended while the socket was being accepted).
+    fn unsubscribe_socket(&self, outbox: &Outbox, room: RoomId);
     /// Every socket of `user` starts receiving `room`.
     fn subscribe_user(&self, user: UserId, room: RoomId);
     /// Every socket of `user` stops receiving `room`.
@@ -72,6 +91,22 @@ impl Broker for LocalBroker {
         };
         metrics::histogram!(telemetry::FANOUT_DURATION).record(started.elapsed().as_secs_f64());
         metrics::counter!(telemetry::DELIVERIES, "type" => delivery.kind).increment(queued as u64);
+    }
+
+    fn register(&self, outbox: &Arc<Outbox>, rooms: &[RoomId]) {
+        self.sockets.register(outbox, rooms.iter().copied());
+    }
+
+    fn unregister(&self, outbox: &Outbox) {
+        self.sockets.unregister(outbox);
+    }
+
+    fn subscribe_socket(&self, outbox: &Arc<Outbox>, room: RoomId) {
+        self.sockets.subscribe_socket(outbox, room);
+    }
+
+    fn unsubscribe_socket(&self, outbox: &Outbox, room: RoomId) {
+        self.sockets.unsubscribe_socket(outbox, room);
     }
 
     fn subscribe_user(&self, user: UserId, room: RoomId) {

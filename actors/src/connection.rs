@@ -11,17 +11,14 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::domain::{Emoji, MessageBody, RoomId, UserId};
+use crate::backlog::Backlog;
+use crate::domain::{Emoji, MessageBody, MessageId, RoomId, UserId};
 use crate::error::ChatError;
-use crate::presence::PresenceMsg;
+use crate::presence::{Presence, PresenceMsg};
 use crate::protocol::{ClientFrame, MessageView, ServerFrame};
-use crate::realtime::Shared;
-use crate::room::RoomMsg;
-use crate::sockets::{Outbox, Pushed};
-use crate::store::HistoryQuery;
-
-/// How long a resume waits for a client to make room in its queue.
-const REPLAY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+use crate::room::{Resumed, Rooms};
+use crate::shared::Shared;
+use crate::sockets::Outbox;
 use crate::telemetry;
 
 /// What a connection actor handles.
@@ -33,13 +30,17 @@ pub enum ConnectionMsg {
 
 /// The connection actor.
 #[derive(Debug)]
-pub struct ConnectionActor {
+pub(crate) struct ConnectionActor {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) rooms: Rooms,
+    pub(crate) presence: Presence,
+    /// Frames handed to connection actors and not yet handled.
+    pub(crate) backlog: Arc<Backlog>,
 }
 
 /// Its state: the socket and who is on it.
 #[derive(Debug)]
-pub struct ConnectionState {
+pub(crate) struct ConnectionState {
     outbox: Arc<Outbox>,
     user: UserId,
 }
@@ -67,7 +68,7 @@ impl Actor for ConnectionActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let ConnectionMsg::Frame(frame) = message;
-        self.shared.connection_backlog.add(-1);
+        self.backlog.add(-1);
         let reference = frame.reference().map(str::to_owned);
         // Boxed: inline, the largest of its states (store reads, asks)
         // would be kept in every connection actor's task for its life.
@@ -109,7 +110,7 @@ impl ConnectionActor {
         state: &mut ConnectionState,
         frame: ClientFrame,
     ) -> Result<Option<ServerFrame>, ChatError> {
-        let rooms = &self.shared.rooms;
+        let rooms = &self.rooms;
         let user = state.user;
         match frame {
             ClientFrame::Auth { .. } => {
@@ -125,13 +126,8 @@ impl ConnectionActor {
             } => {
                 let body = body(&text, self.shared.config.max_body_chars)?;
                 let message = rooms
-                    .ask(room_id, |reply| RoomMsg::Send {
-                        author: user,
-                        body: body.clone(),
-                        reply_to,
-                        client_id: client_id.clone(),
-                        reply,
-                    })
+                    .room(room_id)
+                    .send(user, body, reply_to, client_id)
                     .await?;
                 Ok(Some(ServerFrame::Ack {
                     reference,
@@ -145,14 +141,7 @@ impl ConnectionActor {
                 reference,
             } => {
                 let body = body(&text, self.shared.config.max_body_chars)?;
-                let message = rooms
-                    .ask(room_id, |reply| RoomMsg::Edit {
-                        user,
-                        message_id,
-                        body: body.clone(),
-                        reply,
-                    })
-                    .await?;
+                let message = rooms.room(room_id).edit(user, message_id, body).await?;
                 Ok(Some(ServerFrame::Ack {
                     reference,
                     message: Some(MessageView::from(&message)),
@@ -163,13 +152,7 @@ impl ConnectionActor {
                 message_id,
                 reference,
             } => {
-                rooms
-                    .ask(room_id, |reply| RoomMsg::Delete {
-                        user,
-                        message_id,
-                        reply,
-                    })
-                    .await?;
+                rooms.room(room_id).delete(user, message_id).await?;
                 Ok(ack(reference))
             }
             ClientFrame::ReactionAdd {
@@ -195,9 +178,7 @@ impl ConnectionActor {
                 if !state.outbox.in_room(room_id) {
                     return Err(ChatError::NotMember);
                 }
-                rooms
-                    .ask(room_id, |reply| RoomMsg::Typing { user, reply })
-                    .await?;
+                rooms.room(room_id).typing(user).await?;
                 // Typing is fire-and-forget unless the client asked for an answer.
                 Ok(reference.is_some().then_some(ServerFrame::Ack {
                     reference,
@@ -210,18 +191,11 @@ impl ConnectionActor {
                 reference,
             } => {
                 let conn = Some(state.outbox.id);
-                rooms
-                    .ask(room_id, |reply| RoomMsg::Read {
-                        user,
-                        seq,
-                        conn,
-                        reply,
-                    })
-                    .await?;
+                rooms.room(room_id).read(user, seq, conn).await?;
                 Ok(ack(reference))
             }
             ClientFrame::PresenceSet { status, reference } => {
-                self.shared.presence.route(user, PresenceMsg::Set(status))?;
+                self.presence.route(user, PresenceMsg::Set(status))?;
                 Ok(ack(reference))
             }
             ClientFrame::Resume {
@@ -241,8 +215,12 @@ impl ConnectionActor {
                         );
                         continue;
                     }
-                    if let Some(last_seq) = self.resume_room(state, room_id, last_seq).await? {
-                        resumed.insert(room_id, last_seq);
+                    let room = rooms.room(room_id);
+                    match room.resume(user, &state.outbox, last_seq).await? {
+                        Resumed::CaughtUp(last_seq) => {
+                            resumed.insert(room_id, last_seq);
+                        }
+                        Resumed::ResyncRequired => {}
                     }
                 }
                 Ok(Some(ServerFrame::Resumed {
@@ -253,123 +231,19 @@ impl ConnectionActor {
         }
     }
 
-    /// Replays one room's gap: the bulk straight from the store, waiting for
-    /// the socket's queue to drain (so a long gap never overruns it and the
-    /// room never waits for this socket), with live delivery of the room to
-    /// this socket paused; then the room actor queues what arrived meanwhile
-    /// and resumes live delivery in one step. `None` when the gap is too
-    /// large (`resync_required` sent instead).
-    async fn resume_room(
-        &self,
-        state: &ConnectionState,
-        room_id: RoomId,
-        after_seq: i64,
-    ) -> Result<Option<i64>, ChatError> {
-        let store = &self.shared.store;
-        let room = store
-            .room_by_id(room_id)
-            .await?
-            .ok_or(ChatError::NotFound("room"))?;
-        if room.last_seq - after_seq > i64::from(self.shared.config.resume_max_gap) {
-            send(
-                state,
-                &ServerFrame::ResyncRequired {
-                    room_id,
-                    last_seq: room.last_seq,
-                },
-            );
-            return Ok(None);
-        }
-        let sockets = &self.shared.sockets;
-        sockets.unsubscribe_socket(&state.outbox, room_id);
-        let replayed = self.replay_bulk(state, room_id, after_seq.max(0)).await;
-        let caught_up = match replayed {
-            Ok(cursor) => {
-                let outbox = Arc::clone(&state.outbox);
-                let user = state.user;
-                self.shared
-                    .rooms
-                    .ask(room_id, |reply| RoomMsg::CatchUp {
-                        viewer: user,
-                        after_seq: cursor,
-                        outbox: Arc::clone(&outbox),
-                        reply,
-                    })
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        if caught_up.is_err() && !state.outbox.is_closing() {
-            // Never leave a socket deaf to one of its rooms.
-            sockets.subscribe_socket(&state.outbox, room_id);
-        }
-        caught_up.map(Some)
-    }
-
-    /// Queues every stored message after `cursor`; returns the last seq queued.
-    async fn replay_bulk(
-        &self,
-        state: &ConnectionState,
-        room_id: RoomId,
-        mut cursor: i64,
-    ) -> Result<i64, ChatError> {
-        const PAGE: u32 = 200;
-        loop {
-            let page = self
-                .shared
-                .store
-                .list_messages(
-                    room_id,
-                    HistoryQuery {
-                        before_seq: None,
-                        after_seq: Some(cursor),
-                        limit: PAGE,
-                        viewer: Some(state.user),
-                    },
-                )
-                .await?;
-            for message in &page {
-                let frame = ServerFrame::MessageCreated {
-                    room_id,
-                    message: MessageView::from(message),
-                };
-                if state
-                    .outbox
-                    .push_waiting(frame.to_bytes(), REPLAY_PATIENCE)
-                    .await
-                    != Pushed::Queued
-                {
-                    return Err(ChatError::Unavailable(
-                        "socket closed during resume".to_owned(),
-                    ));
-                }
-                cursor = message.seq;
-            }
-            if page.len() < PAGE as usize {
-                return Ok(cursor);
-            }
-        }
-    }
-
     async fn react(
         &self,
         user: UserId,
-        room_id: crate::domain::RoomId,
-        message_id: crate::domain::MessageId,
+        room_id: RoomId,
+        message_id: MessageId,
         raw: &str,
         add: bool,
         reference: Option<String>,
     ) -> Result<Option<ServerFrame>, ChatError> {
         let emoji = emoji(raw)?;
-        self.shared
-            .rooms
-            .ask(room_id, |reply| RoomMsg::React {
-                user,
-                message_id,
-                emoji: emoji.clone(),
-                add,
-                reply,
-            })
+        self.rooms
+            .room(room_id)
+            .react(user, message_id, emoji, add)
             .await?;
         Ok(ack(reference))
     }
@@ -378,7 +252,7 @@ impl ConnectionActor {
 /// Supervises connection actors; a failing one is logged and its socket
 /// closed by its own task, nothing else is touched.
 #[derive(Debug)]
-pub struct ConnectionSupervisor;
+pub(crate) struct ConnectionSupervisor;
 
 impl Actor for ConnectionSupervisor {
     type Msg = ();

@@ -2,7 +2,7 @@
 //!
 //! Handlers and actors see `Username`, `Email`, `Password`, never a raw
 //! `String`: once a value of these types exists it is known to satisfy the
-//! contract's rules (`shared/API.md`, "Accounts and sessions").
+//! API's rules (`docs/api.md`, "Field rules").
 
 use std::fmt;
 use std::str::FromStr;

@@ -14,23 +14,25 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use crate::broker::Target;
 use crate::domain::{ConnectionId, PresenceStatus, RoomId, UserId};
 use crate::protocol::{ServerFrame, wire_time};
-use crate::realtime::Shared;
+use crate::shared::Shared;
 use crate::sockets::Delivery;
 use crate::telemetry;
 
 /// What others see of a user, for lookups (member lists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shown {
+    /// The status shown (`invisible` shows as offline).
     pub status: PresenceStatus,
+    /// When the user was last seen online; `None` when never (here).
     pub last_seen_at: Option<DateTime<Utc>>,
 }
 
 /// Shown presence by user (lookup registry; written by presence actors).
-pub type PresenceBoard = Arc<DashMap<UserId, Shown>>;
+pub(crate) type PresenceBoard = Arc<DashMap<UserId, Shown>>;
 
 /// What a presence actor does.
 #[derive(Debug)]
-pub enum PresenceMsg {
+pub(crate) enum PresenceMsg {
     /// A connection of this user is ready; it receives these rooms.
     Connected(ConnectionId, Vec<RoomId>),
     /// The user is now in this room too.
@@ -45,14 +47,14 @@ pub enum PresenceMsg {
 
 /// One user's presence.
 #[derive(Debug)]
-pub struct PresenceActor {
+pub(crate) struct PresenceActor {
     shared: Arc<Shared>,
     board: PresenceBoard,
 }
 
 /// Its state.
 #[derive(Debug)]
-pub struct PresenceState {
+pub(crate) struct PresenceState {
     user: UserId,
     connections: HashSet<ConnectionId>,
     /// The user's rooms, as their connections were told at connect: the
@@ -179,21 +181,29 @@ impl PresenceActor {
 
 /// What the presence supervisor does.
 #[derive(Debug)]
-pub enum PresenceSupervisorMsg {
+pub(crate) enum PresenceSupervisorMsg {
     /// Route a presence message to the user's actor, spawning it if needed.
     Route(UserId, PresenceMsg),
 }
 
 /// Spawns and supervises presence actors.
 #[derive(Debug)]
-pub struct PresenceSupervisor {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) board: PresenceBoard,
+pub(crate) struct PresenceSupervisor {
+    shared: Arc<Shared>,
+    presence: Presence,
+}
+
+impl PresenceSupervisor {
+    /// The supervisor behind `presence` (it registers itself there when it
+    /// starts).
+    pub(crate) fn new(shared: Arc<Shared>, presence: Presence) -> Self {
+        Self { shared, presence }
+    }
 }
 
 /// Live presence actors.
 #[derive(Debug, Default)]
-pub struct PresenceSupervisorState {
+pub(crate) struct PresenceSupervisorState {
     actors: HashMap<UserId, ActorRef<PresenceMsg>>,
     users: HashMap<ActorId, UserId>,
 }
@@ -205,9 +215,12 @@ impl Actor for PresenceSupervisor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         _args: (),
     ) -> Result<Self::State, ActorProcessingErr> {
+        if self.presence.supervisor.set(myself).is_err() {
+            return Err("presence supervisor started twice".into());
+        }
         Ok(PresenceSupervisorState::default())
     }
 
@@ -239,7 +252,7 @@ impl Actor for PresenceSupervisor {
         };
         let actor = PresenceActor {
             shared: Arc::clone(&self.shared),
-            board: Arc::clone(&self.board),
+            board: Arc::clone(&self.presence.board),
         };
         let (actor, _handle) = Actor::spawn_linked(None, actor, user, myself.get_cell()).await?;
         state.users.insert(actor.get_id(), user);
@@ -275,7 +288,7 @@ impl Actor for PresenceSupervisor {
         {
             state.actors.remove(&user);
             if failed {
-                self.board.remove(&user);
+                self.presence.board.remove(&user);
             }
         }
         Ok(())
@@ -285,13 +298,13 @@ impl Actor for PresenceSupervisor {
 /// How callers reach presence actors.
 #[derive(Debug, Clone, Default)]
 pub struct Presence {
-    pub(crate) supervisor: Arc<std::sync::OnceLock<ActorRef<PresenceSupervisorMsg>>>,
-    pub(crate) board: PresenceBoard,
+    supervisor: Arc<std::sync::OnceLock<ActorRef<PresenceSupervisorMsg>>>,
+    board: PresenceBoard,
 }
 
 impl Presence {
     /// Hands a message to the user's presence actor.
-    pub fn route(&self, user: UserId, message: PresenceMsg) -> Result<(), crate::ChatError> {
+    pub(crate) fn route(&self, user: UserId, message: PresenceMsg) -> Result<(), crate::ChatError> {
         self.supervisor
             .get()
             .ok_or_else(|| crate::ChatError::Unavailable("presence not started".to_owned()))?

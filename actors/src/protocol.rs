@@ -26,82 +26,112 @@ pub enum ClientFrame {
     /// Liveness check; answered with `pong`.
     #[serde(rename = "ping")]
     Ping {
+        /// The client's `ref`, echoed in the answer.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
     /// Post a message; acked with the stored message.
     #[serde(rename = "message.send")]
     MessageSend {
+        /// The room.
         room_id: RoomId,
+        /// The message text.
         body: String,
+        /// The message this one replies to.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<MessageId>,
+        /// The client's idempotency key for a send.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        /// The client's `ref`, echoed in the answer.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
     /// Edit one of my messages.
     #[serde(rename = "message.edit")]
     MessageEdit {
+        /// The room.
         room_id: RoomId,
+        /// The message.
         message_id: MessageId,
+        /// The message text.
         body: String,
+        /// The client's `ref`, echoed in the answer.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
     /// Delete a message (mine, or any as room admin).
     #[serde(rename = "message.delete")]
     MessageDelete {
+        /// The room.
         room_id: RoomId,
+        /// The message.
         message_id: MessageId,
+        /// The client's `ref`, echoed in the answer.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
     /// React to a message.
     #[serde(rename = "reaction.add")]
     ReactionAdd {
+        /// The room.
         room_id: RoomId,
+        /// The message.
         message_id: MessageId,
+        /// The emoji.
         emoji: String,
+        /// The client's `ref`, echoed in the answer.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
     /// Take a reaction back.
     #[serde(rename = "reaction.remove")]
     ReactionRemove {
+        /// The room.
         room_id: RoomId,
+        /// The message.
         message_id: MessageId,
+        /// The emoji.
         emoji: String,
+        /// The client's `ref`, echoed in the answer.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
     /// I am typing in a room.
     #[serde(rename = "typing")]
     Typing {
+        /// The room.
         room_id: RoomId,
+        /// The client's `ref`, echoed in the answer.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
     /// Move my read marker.
     #[serde(rename = "read")]
     Read {
+        /// The room.
         room_id: RoomId,
+        /// The read marker to set (it never moves backwards).
         seq: i64,
+        /// The client's `ref`, echoed in the answer.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
     /// Set my presence.
     #[serde(rename = "presence.set")]
     PresenceSet {
+        /// The chosen status.
         status: PresenceStatus,
+        /// The client's `ref`, echoed in the answer.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
     /// Replay what I missed: room → the last seq I have.
     #[serde(rename = "resume")]
     Resume {
+        /// Each room to resume, with the last seq the client has.
         rooms: BTreeMap<RoomId, i64>,
+        /// The client's `ref`, echoed in the answer.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
@@ -170,17 +200,25 @@ pub const CLIENT_TYPES: &[&str] = &[
 /// A message on the wire: the contract's message object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageView {
+    /// Its id.
     pub id: MessageId,
+    /// The room.
     pub room_id: RoomId,
+    /// The seq (per room, increasing).
     pub seq: i64,
     /// `null` for a deleted account.
     pub author_id: Option<UserId>,
+    /// The message text.
     pub body: String,
+    /// The message this one replies to.
     pub reply_to: Option<MessageId>,
     /// RFC 3339 UTC.
     pub created_at: String,
+    /// When it was last edited.
     pub edited_at: Option<String>,
+    /// Whether it was deleted (the body is then empty).
     pub deleted: bool,
+    /// Reactions: emoji → the users who reacted.
     pub reactions: BTreeMap<String, i64>,
     /// The sender's idempotency key (only shown to... everyone; it is not
     /// secret, and lets a sender match an echo to its pending send).
@@ -214,14 +252,21 @@ impl From<&Message> for MessageView {
 /// A room on the wire (REST bodies and `room.updated`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomView {
+    /// Its id.
     pub id: RoomId,
+    /// Its name.
     pub name: String,
+    /// Its topic.
     pub topic: Option<String>,
     /// `public`, `private` or `direct`.
     pub visibility: String,
+    /// Who started it.
     pub created_by: Option<UserId>,
+    /// When it was created.
     pub created_at: String,
+    /// When it last changed.
     pub updated_at: String,
+    /// The room's last message seq.
     pub last_seq: i64,
 }
 
@@ -243,15 +288,20 @@ impl From<&Room> for RoomView {
 /// An invite on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InviteView {
+    /// Its id.
     pub id: crate::domain::InviteId,
+    /// The room.
     pub room_id: RoomId,
     /// The room's name when the invite was listed or sent.
     #[serde(default)]
     pub room_name: Option<String>,
+    /// The user who invited.
     pub inviter_id: UserId,
+    /// The user invited.
     pub invitee_id: UserId,
     /// `pending`, `accepted` or `declined`.
     pub status: String,
+    /// When it was created.
     pub created_at: String,
 }
 
@@ -273,8 +323,11 @@ impl InviteView {
 /// One room in `ready`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadyRoom {
+    /// Its id.
     pub id: RoomId,
+    /// Its name.
     pub name: String,
+    /// The room's last message seq.
     pub last_seq: i64,
     /// Unread messages among the room's newest
     /// [`UNREAD_WINDOW`](crate::store::UNREAD_WINDOW).
@@ -284,7 +337,9 @@ pub struct ReadyRoom {
 /// The authenticated user in `ready`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadyUser {
+    /// Its id.
     pub id: UserId,
+    /// The username.
     pub username: String,
 }
 
@@ -295,143 +350,214 @@ pub enum ServerFrame {
     /// The socket is authenticated; every room of mine is delivered on it.
     #[serde(rename = "ready")]
     Ready {
+        /// The session.
         session_id: String,
+        /// The user.
         user: ReadyUser,
+        /// The rooms.
         rooms: Vec<ReadyRoom>,
+        /// How often the server pings, in milliseconds.
         heartbeat_interval_ms: u64,
     },
     /// A request succeeded.
     #[serde(rename = "ack")]
     Ack {
+        /// The client's `ref`, echoed in the answer.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
+        /// The message.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<MessageView>,
     },
     /// A request failed, or a frame could not be read.
     #[serde(rename = "error")]
     Error {
+        /// The client's `ref`, echoed in the answer.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
+        /// A machine-readable error code.
         code: String,
+        /// A sentence for people.
         message: String,
+        /// When to try again, in milliseconds.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
     },
     /// A new message.
     #[serde(rename = "message.created")]
     MessageCreated {
+        /// The room.
         room_id: RoomId,
+        /// The message.
         message: MessageView,
     },
     /// An edited message.
     #[serde(rename = "message.updated")]
     MessageUpdated {
+        /// The room.
         room_id: RoomId,
+        /// The message.
         message: MessageView,
     },
     /// A deleted message.
     #[serde(rename = "message.deleted")]
     MessageDeleted {
+        /// The room.
         room_id: RoomId,
+        /// The message.
         message_id: MessageId,
+        /// The seq (per room, increasing).
         seq: i64,
     },
     /// Someone reacted.
     #[serde(rename = "reaction.added")]
     ReactionAdded {
+        /// The room.
         room_id: RoomId,
+        /// The message.
         message_id: MessageId,
+        /// The emoji.
         emoji: String,
+        /// The user.
         user_id: UserId,
     },
     /// Someone took a reaction back.
     #[serde(rename = "reaction.removed")]
     ReactionRemoved {
+        /// The room.
         room_id: RoomId,
+        /// The message.
         message_id: MessageId,
+        /// The emoji.
         emoji: String,
+        /// The user.
         user_id: UserId,
     },
     /// Someone is typing.
     #[serde(rename = "typing")]
     Typing {
+        /// The room.
         room_id: RoomId,
+        /// The user.
         user_id: UserId,
+        /// How long the indicator lasts unless renewed, in milliseconds.
         expires_in_ms: u64,
     },
     /// Someone's presence changed.
     #[serde(rename = "presence")]
     Presence {
+        /// The user.
         user_id: UserId,
+        /// The status.
         status: PresenceStatus,
+        /// When the user was last seen online.
         last_seen_at: Option<String>,
     },
     /// A read marker moved (mine on another device, or a receipt).
     #[serde(rename = "read")]
     Read {
+        /// The room.
         room_id: RoomId,
+        /// The user.
         user_id: UserId,
+        /// The user's read marker now.
         seq: i64,
     },
     /// Someone joined a room (or I was added to one).
     #[serde(rename = "member.joined")]
     MemberJoined {
+        /// The room.
         room_id: RoomId,
+        /// The user.
         user_id: UserId,
+        /// The role in the room.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         role: Option<String>,
     },
     /// Someone left, was kicked or banned, or changed role (`role` set).
     #[serde(rename = "member.left")]
     MemberLeft {
+        /// The room.
         room_id: RoomId,
+        /// The user.
         user_id: UserId,
+        /// Why: `left`, `kicked` or `banned`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     /// A member's role changed.
     #[serde(rename = "member.updated")]
     MemberUpdated {
+        /// The room.
         room_id: RoomId,
+        /// The user.
         user_id: UserId,
+        /// The role in the room.
         role: String,
     },
     /// A room's name or topic changed.
     #[serde(rename = "room.updated")]
-    RoomUpdated { room_id: RoomId, room: RoomView },
+    RoomUpdated {
+        /// The room.
+        room_id: RoomId,
+        /// The room.
+        room: RoomView,
+    },
     /// A room was deleted.
     #[serde(rename = "room.deleted")]
-    RoomDeleted { room_id: RoomId },
+    RoomDeleted {
+        /// The room.
+        room_id: RoomId,
+    },
     /// I was invited somewhere.
     #[serde(rename = "invite")]
-    Invite { invite: InviteView },
+    Invite {
+        /// The invite.
+        invite: InviteView,
+    },
     /// A notification for me.
     #[serde(rename = "notification")]
-    Notification { notification: serde_json::Value },
+    Notification {
+        /// The notification.
+        notification: serde_json::Value,
+    },
     /// Progress of one of my jobs.
     #[serde(rename = "job.progress")]
     JobProgress {
+        /// The job.
         job_id: String,
+        /// The status.
         status: String,
+        /// Progress, 0–100.
         percent: u8,
     },
     /// A message from the operators.
     #[serde(rename = "system")]
-    System { message: String },
+    System {
+        /// The announcement.
+        message: String,
+    },
     /// The end of a resume: room → last seq now delivered.
     #[serde(rename = "resumed")]
     Resumed {
+        /// The client's `ref`, echoed in the answer.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
+        /// The rooms.
         rooms: BTreeMap<RoomId, i64>,
     },
     /// The gap is too large to replay: refetch history over REST.
     #[serde(rename = "resync_required")]
-    ResyncRequired { room_id: RoomId, last_seq: i64 },
+    ResyncRequired {
+        /// The room.
+        room_id: RoomId,
+        /// The room's last message seq.
+        last_seq: i64,
+    },
     /// Answer to `ping`.
     #[serde(rename = "pong")]
     Pong {
+        /// The client's `ref`, echoed in the answer.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
@@ -493,6 +619,8 @@ impl ServerFrame {
 
 /// WebSocket close codes used by the server.
 pub mod close {
+    /// An orderly close (the client said goodbye).
+    pub const NORMAL: u16 = 1000;
     /// The server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
     /// Policy violation: persistent abuse of the rate limit, or too many

@@ -1,210 +1,81 @@
-//! The realtime core as one handle: the root supervisor over the room,
-//! presence and connection supervisors, the socket registry, the block
-//! view, and the broker. The HTTP layer talks to it; it talks to actors.
-//!
-//! ```text
-//! RootSupervisor
-//! ├── RoomSupervisor ──────── RoomActor (one per active room)
-//! ├── PresenceSupervisor ──── PresenceActor (one per online user)
-//! └── ConnectionSupervisor ── ConnectionActor (one per socket)
-//! ```
+//! The realtime core as one handle, for the server: it starts the actor
+//! tree (the `supervisor` module), accepts and forgets sockets, and gives
+//! the HTTP layer rooms ([`Rooms`]), presence, blocks and broadcasts.
+//! Actors never import this module.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorRef};
 
+use crate::backlog::Backlog;
 use crate::blocks::BlockIndex;
 use crate::broker::{Broker, LocalBroker, Target};
-use crate::connection::{ConnectionActor, ConnectionMsg, ConnectionSupervisor};
-use crate::domain::{RoomId, RoomName, RoomRole, RoomTopic, SessionId, UserId, Visibility};
+use crate::connection::{ConnectionActor, ConnectionMsg};
+use crate::domain::{RoomId, RoomName, RoomTopic, SessionId, UserId, Visibility};
 use crate::error::ChatError;
-use crate::presence::{Presence, PresenceMsg, PresenceSupervisor};
+use crate::group_commit::GroupCommit;
+use crate::presence::{Presence, PresenceMsg};
 use crate::protocol::{ReadyRoom, ReadyUser, ServerFrame};
-use crate::room::RoomMsg;
-use crate::rooms::{RoomSupervisor, Rooms};
+use crate::room::Rooms;
+use crate::shared::Shared;
 use crate::sockets::{Delivery, Outbox, Sockets};
-use crate::store::{Membership, NewRoom, Room, Store};
+use crate::store::{Membership, Room, Store};
+use crate::supervisor::RootSupervisor;
 
-/// Tunables of the realtime core (all configurable in the server).
-#[derive(Debug, Clone)]
-pub struct RealtimeConfig {
-    /// How often a room actor checks whether it is idle.
-    pub room_tick: Duration,
-    /// A room actor with no requests for this long stops (it restarts on use).
-    pub room_idle: Duration,
-    /// `expires_in_ms` of typing events.
-    pub typing_ttl: Duration,
-    /// Typing from one user in one room is sent at most once per this.
-    pub typing_coalesce: Duration,
-    /// Offline is shown this long after a user's last connection closes.
-    pub presence_grace: Duration,
-    /// A resume further behind than this many messages gets `resync_required`.
-    pub resume_max_gap: u32,
-    /// Presence is pushed only through rooms with at most this many sockets
-    /// (it grows with the square of a room's size); members lists still show it.
-    pub presence_max_room: usize,
-    /// Durable events queued per socket before it is closed with 4009.
-    pub durable_queue: usize,
-    /// Ephemeral events queued per socket before they are shed.
-    pub ephemeral_queue: usize,
-    /// Longest message body, in characters (at most 4000).
-    pub max_body_chars: usize,
-}
-
-impl Default for RealtimeConfig {
-    fn default() -> Self {
-        Self {
-            room_tick: Duration::from_secs(30),
-            room_idle: Duration::from_secs(300),
-            typing_ttl: Duration::from_secs(5),
-            typing_coalesce: Duration::from_millis(1000),
-            presence_grace: Duration::from_secs(5),
-            resume_max_gap: 1000,
-            presence_max_room: 1000,
-            durable_queue: 1024,
-            ephemeral_queue: 64,
-            max_body_chars: crate::domain::MessageBody::MAX_CHARS,
-        }
-    }
-}
-
-/// What every actor shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn Store>,
-    /// Stores the rooms' messages, many rooms per transaction.
-    pub(crate) writer: crate::writer::MessageWriter,
-    /// This node's sockets (resume re-subscribes one socket directly).
-    pub(crate) sockets: Arc<Sockets>,
-    pub(crate) broker: Arc<dyn Broker>,
-    pub(crate) blocks: Arc<BlockIndex>,
-    pub(crate) rooms: Rooms,
-    pub(crate) presence: Presence,
-    pub(crate) config: RealtimeConfig,
-    /// Frames handed to connection actors and not yet handled (mailbox depth).
-    pub(crate) connection_backlog: Backlog,
-}
-
-/// A sampled mailbox depth: incremented when a message is sent, decremented
-/// when handled, exported as `actor_mailbox_depth{actor}` (ractor does not
-/// expose queue lengths itself).
-#[derive(Debug)]
-pub(crate) struct Backlog {
-    depth: std::sync::atomic::AtomicI64,
-    actor: &'static str,
-}
-
-impl Backlog {
-    pub(crate) fn new(actor: &'static str) -> Self {
-        Self {
-            depth: std::sync::atomic::AtomicI64::new(0),
-            actor,
-        }
-    }
-
-    pub(crate) fn add(&self, n: i64) {
-        let depth = self
-            .depth
-            .fetch_add(n, std::sync::atomic::Ordering::Relaxed)
-            + n;
-        metrics::gauge!(crate::telemetry::MAILBOX_DEPTH, "actor" => self.actor).set(depth as f64);
-    }
-}
-
-/// The root supervisor.
-#[derive(Debug)]
-struct RootSupervisor {
-    shared: Arc<Shared>,
-    connections: Arc<OnceLock<ActorRef<()>>>,
-}
-
-impl Actor for RootSupervisor {
-    type Msg = ();
-    type State = ();
-    type Arguments = ();
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        _args: (),
-    ) -> Result<Self::State, ActorProcessingErr> {
-        let rooms = RoomSupervisor {
-            shared: Arc::clone(&self.shared),
-            registry: Arc::clone(&self.shared.rooms.registry),
-        };
-        let (rooms, _) = Actor::spawn_linked(None, rooms, (), myself.get_cell()).await?;
-        let presence = PresenceSupervisor {
-            shared: Arc::clone(&self.shared),
-            board: Arc::clone(&self.shared.presence.board),
-        };
-        let (presence, _) = Actor::spawn_linked(None, presence, (), myself.get_cell()).await?;
-        let (connections, _) =
-            Actor::spawn_linked(None, ConnectionSupervisor, (), myself.get_cell()).await?;
-        let already = self.shared.rooms.supervisor.set(rooms).is_err()
-            | self.shared.presence.supervisor.set(presence).is_err()
-            | self.connections.set(connections).is_err();
-        if already {
-            return Err("realtime supervisors started twice".into());
-        }
-        Ok(())
-    }
-
-    async fn handle_supervisor_evt(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        event: SupervisionEvent,
-        _state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        match event {
-            SupervisionEvent::ActorFailed(cell, error) => {
-                tracing::error!(actor = %cell.get_id(), %error, "a realtime supervisor failed");
-            }
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                tracing::info!(actor = %cell.get_id(), ?reason, "a realtime supervisor stopped");
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
+pub use crate::config::RealtimeConfig;
 
 /// The realtime core. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Realtime {
     shared: Arc<Shared>,
+    /// This node's sockets: for accepting them (slots, outboxes), the
+    /// heartbeat and shutdown; subscriptions go through the broker.
     sockets: Arc<Sockets>,
+    rooms: Rooms,
+    presence: Presence,
     root: ActorRef<()>,
     connections: Arc<OnceLock<ActorRef<()>>>,
+    /// Frames handed to connection actors and not yet handled.
+    connection_backlog: Arc<Backlog>,
 }
 
 impl Realtime {
     /// Starts the actor tree over `store`, with the in-process broker.
     pub async fn start(store: Arc<dyn Store>, config: RealtimeConfig) -> Result<Self, ChatError> {
+        Self::start_with_broker(store, config, |sockets, blocks| {
+            Arc::new(LocalBroker::new(sockets, blocks))
+        })
+        .await
+    }
+
+    /// Starts the actor tree over `store` with the broker `broker` builds
+    /// from this node's sockets and the block view (a cluster broker wraps
+    /// the local one).
+    pub async fn start_with_broker(
+        store: Arc<dyn Store>,
+        config: RealtimeConfig,
+        broker: impl FnOnce(Arc<Sockets>, Arc<BlockIndex>) -> Arc<dyn Broker>,
+    ) -> Result<Self, ChatError> {
         let blocks = Arc::new(BlockIndex::from_pairs(store.all_blocks().await?));
         let sockets = Arc::new(Sockets::default());
-        let broker: Arc<dyn Broker> =
-            Arc::new(LocalBroker::new(Arc::clone(&sockets), Arc::clone(&blocks)));
+        let broker = broker(Arc::clone(&sockets), Arc::clone(&blocks));
         let shared = Arc::new(Shared {
-            writer: crate::writer::MessageWriter::spawn(Arc::clone(&store)),
+            group_commit: GroupCommit::spawn(Arc::clone(&store)),
             store,
-            sockets: Arc::clone(&sockets),
             broker,
             blocks,
-            rooms: Rooms {
-                registry: Arc::default(),
-                supervisor: Arc::default(),
-                backlog: Arc::new(Backlog::new("room")),
-            },
-            presence: Presence::default(),
             config,
-            connection_backlog: Backlog::new("connection"),
         });
+        let presence = Presence::default();
+        let rooms = Rooms::new(Arc::clone(&shared), presence.clone());
         let connections = Arc::new(OnceLock::new());
         let root = RootSupervisor {
             shared: Arc::clone(&shared),
+            rooms: rooms.clone(),
+            presence: presence.clone(),
             connections: Arc::clone(&connections),
         };
         let (root, _handle) = Actor::spawn(None, root, ())
@@ -213,8 +84,11 @@ impl Realtime {
         Ok(Self {
             shared,
             sockets,
+            rooms,
+            presence,
             root,
             connections,
+            connection_backlog: Arc::new(Backlog::new("connection")),
         })
     }
 
@@ -236,12 +110,12 @@ impl Realtime {
 
     /// Room actors.
     pub fn rooms(&self) -> &Rooms {
-        &self.shared.rooms
+        &self.rooms
     }
 
     /// Presence.
     pub fn presence(&self) -> &Presence {
-        &self.shared.presence
+        &self.presence
     }
 
     /// The store the core uses.
@@ -292,6 +166,9 @@ impl Realtime {
             .ok_or_else(|| ChatError::Unavailable("realtime core not started".to_owned()))?;
         let actor = ConnectionActor {
             shared: Arc::clone(&self.shared),
+            rooms: self.rooms.clone(),
+            presence: self.presence.clone(),
+            backlog: Arc::clone(&self.connection_backlog),
         };
         let (actor, _handle) =
             Actor::spawn_linked(None, actor, Arc::clone(outbox), supervisor.get_cell())
@@ -299,12 +176,12 @@ impl Realtime {
                 .map_err(|e| {
                     ChatError::Unavailable(format!("connection actor did not start: {e}"))
                 })?;
-        self.sockets
-            .register(outbox, memberships.iter().map(|m| m.room.id));
+        let rooms: Vec<RoomId> = memberships.iter().map(|m| m.room.id).collect();
+        self.shared.broker.register(outbox, &rooms);
         let rooms = match self.settle_memberships(outbox, &mut memberships).await {
             Ok(rooms) => rooms,
             Err(e) => {
-                self.sockets.unregister(outbox);
+                self.shared.broker.unregister(outbox);
                 actor.stop(Some("socket not accepted".to_owned()));
                 return Err(e);
             }
@@ -320,7 +197,6 @@ impl Realtime {
         };
         outbox.push_first(ready.to_bytes());
         if let Err(e) = self
-            .shared
             .presence
             .route(outbox.user_id, PresenceMsg::Connected(outbox.id, rooms))
         {
@@ -348,7 +224,7 @@ impl Realtime {
             .collect();
         let before: HashSet<RoomId> = memberships.iter().map(|m| m.room.id).collect();
         for m in memberships.iter().filter(|m| !now.contains_key(&m.room.id)) {
-            self.sockets.unsubscribe_socket(outbox, m.room.id);
+            self.shared.broker.unsubscribe_socket(outbox, m.room.id);
         }
         let joined: Vec<RoomId> = now
             .keys()
@@ -357,7 +233,7 @@ impl Realtime {
             .collect();
         if !joined.is_empty() {
             for &room in &joined {
-                self.sockets.subscribe_socket(outbox, room);
+                self.shared.broker.subscribe_socket(outbox, room);
             }
             // Rare: the names and unread counts of the new rooms.
             *memberships = store.list_memberships(outbox.user_id).await?;
@@ -377,19 +253,18 @@ impl Realtime {
         actor: &ActorRef<ConnectionMsg>,
         frame: crate::protocol::ClientFrame,
     ) -> Result<(), ChatError> {
-        self.shared.connection_backlog.add(1);
+        self.connection_backlog.add(1);
         actor.cast(ConnectionMsg::Frame(frame)).map_err(|_| {
-            self.shared.connection_backlog.add(-1);
+            self.connection_backlog.add(-1);
             ChatError::Unavailable("connection actor stopped".to_owned())
         })
     }
 
     /// Forgets a closed socket.
     pub fn disconnect(&self, outbox: &Outbox, actor: &ActorRef<ConnectionMsg>) {
-        self.sockets.unregister(outbox);
+        self.shared.broker.unregister(outbox);
         actor.stop(Some("socket closed".to_owned()));
         if let Err(e) = self
-            .shared
             .presence
             .route(outbox.user_id, PresenceMsg::Disconnected(outbox.id))
         {
@@ -405,73 +280,13 @@ impl Realtime {
         topic: Option<RoomTopic>,
         visibility: Visibility,
     ) -> Result<Room, ChatError> {
-        let room = self
-            .shared
-            .store
-            .create_room(NewRoom {
-                id: RoomId::new(),
-                name,
-                topic,
-                visibility,
-                owner,
-                created_at: Utc::now(),
-            })
-            .await?;
-        self.shared.broker.subscribe_user(owner, room.id);
-        self.tell_joined(owner, room.id);
-        self.publish_to_users(
-            vec![owner],
-            &ServerFrame::MemberJoined {
-                room_id: room.id,
-                user_id: owner,
-                role: Some(RoomRole::Owner.to_string()),
-            },
-        );
-        Ok(room)
+        self.rooms.create(owner, name, topic, visibility).await
     }
 
     /// The direct room between `me` and `other`, created on first use.
     /// Refused when either blocked the other.
     pub async fn open_direct(&self, me: UserId, other: UserId) -> Result<Room, ChatError> {
-        if me == other {
-            return Err(ChatError::Forbidden(
-                "you cannot open a direct room with yourself",
-            ));
-        }
-        if self.shared.store.user_by_id(other).await?.is_none() {
-            return Err(ChatError::NotFound("user"));
-        }
-        if self.shared.blocks.either(me, other) {
-            return Err(ChatError::Forbidden("you cannot message this user"));
-        }
-        let (room, created) = self
-            .shared
-            .store
-            .get_or_create_direct_room(RoomId::new(), me, other, Utc::now())
-            .await?;
-        if created {
-            for user in [me, other] {
-                self.shared.broker.subscribe_user(user, room.id);
-                self.tell_joined(user, room.id);
-            }
-            for user in [me, other] {
-                self.publish_to_users(
-                    vec![me, other],
-                    &ServerFrame::MemberJoined {
-                        room_id: room.id,
-                        user_id: user,
-                        role: Some(RoomRole::Member.to_string()),
-                    },
-                );
-            }
-        }
-        Ok(room)
-    }
-
-    fn tell_joined(&self, user: UserId, room: RoomId) {
-        if let Err(e) = self.shared.presence.route(user, PresenceMsg::Joined(room)) {
-            tracing::debug!(%user, error = %e, "presence not told of a new room");
-        }
+        self.rooms.open_direct(me, other).await
     }
 
     /// `blocker` blocks `blocked` (stored, then applied to fan-out).
@@ -522,35 +337,20 @@ impl Realtime {
         let frame = ServerFrame::System {
             message: message.to_owned(),
         };
-        self.shared.broker.publish(Target::All, delivery(&frame));
-    }
-
-    fn publish_to_users(&self, users: Vec<UserId>, frame: &ServerFrame) {
         self.shared
             .broker
-            .publish(Target::Users(users), delivery(frame));
-    }
-
-    /// Asks a room for its state and the caller's role in it.
-    pub async fn room_snapshot(
-        &self,
-        room: RoomId,
-        user: UserId,
-    ) -> Result<(Room, Option<RoomRole>), ChatError> {
-        self.shared
-            .rooms
-            .ask(room, |reply| RoomMsg::Snapshot { user, reply })
-            .await
+            .publish(Target::All, Delivery::frame(&frame));
     }
 
     /// Makes a room actor panic (tests of supervision only).
     #[cfg(feature = "fault-injection")]
     pub fn crash_room(&self, room: RoomId) {
-        self.shared.rooms.tell_if_active(room, RoomMsg::Crash);
+        self.rooms.crash(room);
     }
 
     /// Graceful stop: every socket gets 1001, then the actor tree stops.
     pub async fn shutdown(&self) {
+        // Only this node's sockets: this node is stopping, not the cluster.
         self.sockets
             .close_all(crate::protocol::close::GOING_AWAY, "server shutting down");
         // Give writers a moment to flush their queues and send the close.
@@ -568,10 +368,6 @@ impl Realtime {
             tracing::warn!(error = %e, "actor tree did not stop cleanly");
         }
     }
-}
-
-fn delivery(frame: &ServerFrame) -> Delivery {
-    Delivery::frame(frame)
 }
 
 fn ready_room(m: &Membership) -> ReadyRoom {

@@ -42,7 +42,7 @@ pub enum Next {
     Frame(Bytes),
     /// Send a WebSocket ping (the heartbeat asked for one).
     Ping,
-    /// Send the close frame and stop. For an orderly close (1000, 1001)
+    /// Send the close frame and stop. For an orderly close (`NORMAL`, `GOING_AWAY`)
     /// the durable frames queued before it come first.
     Close(CloseReason),
 }
@@ -81,11 +81,11 @@ impl Queues {
     }
 
     /// The next frame to write: durable first; once a close is asked
-    /// for, only the durable frames of an orderly close (1000, 1001).
+    /// for, only the durable frames of an orderly close (`NORMAL`, `GOING_AWAY`).
     fn take_frame(&mut self) -> Option<Bytes> {
         match &self.close {
             None => self.pop_durable().or_else(|| self.pop_ephemeral()),
-            Some(c) if c.code == 1000 || c.code == close::GOING_AWAY => self.pop_durable(),
+            Some(c) if c.code == close::NORMAL || c.code == close::GOING_AWAY => self.pop_durable(),
             Some(_) => None,
         }
     }
@@ -103,8 +103,11 @@ impl Queues {
 /// The sending side of one socket.
 #[derive(Debug)]
 pub struct Outbox {
+    /// Its id.
     pub id: ConnectionId,
+    /// The user.
     pub user_id: UserId,
+    /// The session.
     pub session_id: SessionId,
     queues: Mutex<Queues>,
     durable_capacity: usize,
@@ -360,7 +363,9 @@ impl Drop for OutboxReader {
 /// One event to deliver, serialised once.
 #[derive(Debug, Clone)]
 pub struct Delivery {
+    /// The frame, serialised once.
     pub bytes: Bytes,
+    /// Shed, rather than closing the socket, when the queue is full.
     pub ephemeral: bool,
     /// The user who caused it: recipients who block them do not get it.
     pub author: Option<UserId>,
@@ -408,6 +413,11 @@ impl Delivery {
 }
 
 /// The registry of local sockets.
+///
+/// Its subscription methods (`register`, `subscribe_*`, `unsubscribe_*`,
+/// `drop_room`, `unregister`) are for [`crate::broker::Broker`]
+/// implementations only: the core subscribes through the broker, so that a
+/// broker spanning nodes sees every subscription.
 #[derive(Debug, Default)]
 pub struct Sockets {
     /// Sockets per user, reserved before a socket is accepted (so concurrent
@@ -793,7 +803,7 @@ mod tests {
         assert_eq!(rx.next().await, Next::Ping, "two pings asked, one sent");
         assert_eq!(outbox.push(Bytes::from_static(b"e"), true), Pushed::Queued);
         assert_eq!(outbox.push(Bytes::from_static(b"d"), false), Pushed::Queued);
-        outbox.close(1000, "bye");
+        outbox.close(close::NORMAL, "bye");
         assert_eq!(
             outbox.push(Bytes::from_static(b"late"), false),
             Pushed::Closed
@@ -803,7 +813,10 @@ mod tests {
         assert_eq!(rx.try_frame(), None, "the ephemeral one is dropped");
         assert!(matches!(
             rx.next().await,
-            Next::Close(CloseReason { code: 1000, .. })
+            Next::Close(CloseReason {
+                code: close::NORMAL,
+                ..
+            })
         ));
     }
 

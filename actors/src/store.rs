@@ -8,6 +8,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+#[cfg(any(test, feature = "test-util"))]
+pub mod memory;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -40,34 +43,82 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// An account as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// Its id.
     pub id: UserId,
+    /// The username.
     pub username: Username,
+    /// Email address.
     pub email: Email,
     /// PHC string (Argon2id).
     pub password_hash: String,
+    /// Display name.
     pub display_name: Option<String>,
+    /// Short biography.
     pub bio: Option<String>,
+    /// Avatar URL.
     pub avatar_url: Option<String>,
+    /// The role in the room.
     pub role: Role,
+    /// The status.
     pub status: UserStatus,
+    /// Whether two-factor authentication is on.
     pub two_factor_enabled: bool,
+    /// Whether the email address has been verified (a mailed token spent).
+    pub email_verified: bool,
     /// Consecutive failed logins since the last success or lockout.
     pub failed_logins: u32,
     /// Logins are refused until then.
     pub locked_until: Option<DateTime<Utc>>,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it last changed.
     pub updated_at: DateTime<Utc>,
 }
 
 /// What `create_user` needs.
 #[derive(Debug, Clone)]
 pub struct NewUser {
+    /// Its id.
     pub id: UserId,
+    /// The username.
     pub username: Username,
+    /// Email address.
     pub email: Email,
+    /// The password's hash (PHC string).
     pub password_hash: String,
+    /// The role in the room.
     pub role: Role,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+/// A user's two-factor state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpState {
+    /// Base32 TOTP secret: set up (maybe not yet enabled), or `None`.
+    pub secret: Option<String>,
+    /// Whether login needs a second factor.
+    pub enabled: bool,
+    /// The last TOTP step accepted (a step is accepted once).
+    pub last_step: Option<u64>,
+}
+
+/// A one-time token sent by mail, as stored (hashed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccountToken {
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    /// Whose token it is.
+    pub user_id: UserId,
+    /// `verify_email` or `password_reset`.
+    pub purpose: String,
+    /// Digest of the user's password hash when made: a changed password
+    /// makes the token useless.
+    pub password_stamp: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// The outcome of recording one failed login.
@@ -82,11 +133,17 @@ pub struct LoginFailure {
 /// A login session (one device), as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
+    /// Its id.
     pub id: SessionId,
+    /// The user.
     pub user_id: UserId,
+    /// The client's User-Agent.
     pub user_agent: Option<String>,
+    /// The client's IP address.
     pub ip: Option<IpAddr>,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When the user was last seen online.
     pub last_seen_at: DateTime<Utc>,
     /// Set once revoked; a revoked session never comes back.
     pub revoked_at: Option<DateTime<Utc>>,
@@ -98,10 +155,15 @@ pub struct Session {
 /// What `create_session` needs.
 #[derive(Debug, Clone)]
 pub struct NewSession {
+    /// Its id.
     pub id: SessionId,
+    /// The user.
     pub user_id: UserId,
+    /// The client's User-Agent.
     pub user_agent: Option<String>,
+    /// The client's IP address.
     pub ip: Option<IpAddr>,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
@@ -110,8 +172,11 @@ pub struct NewSession {
 pub struct NewRefreshToken {
     /// Hex SHA-256 of the opaque token the client holds.
     pub token_hash: String,
+    /// The session.
     pub session_id: SessionId,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it expires.
     pub expires_at: DateTime<Utc>,
 }
 
@@ -126,7 +191,9 @@ pub enum RefreshOutcome {
     /// The token had been spent already: the whole session has been revoked
     /// (reason `refresh_reuse`) in the same transaction.
     Reused {
+        /// The session.
         session_id: SessionId,
+        /// The user.
         user_id: UserId,
     },
     /// The token is past its expiry or its session is revoked; nothing changed.
@@ -138,45 +205,70 @@ pub enum RefreshOutcome {
 /// A row for the audit log.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewAuditEntry {
+    /// Its id.
     pub id: AuditId,
+    /// When.
     pub at: DateTime<Utc>,
+    /// Who did it.
     pub actor_id: Option<UserId>,
     /// e.g. `register`, `login`, `login_failed`, `lockout`, `logout`,
     /// `refresh_reuse`, `password_change`, `session_revoke`.
     pub action: String,
+    /// What kind of thing it was done to.
     pub target_type: Option<String>,
+    /// What it was done to (id).
     pub target_id: Option<String>,
+    /// The client's IP address.
     pub ip: Option<IpAddr>,
+    /// The client's User-Agent.
     pub user_agent: Option<String>,
+    /// The HTTP request id.
     pub request_id: Option<String>,
+    /// Free-form details (JSON).
     pub details: serde_json::Value,
 }
 
 /// An audit log entry as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
+    /// Its id.
     pub id: AuditId,
+    /// When.
     pub at: DateTime<Utc>,
+    /// Who did it.
     pub actor_id: Option<UserId>,
+    /// What was done.
     pub action: String,
+    /// What kind of thing it was done to.
     pub target_type: Option<String>,
+    /// What it was done to (id).
     pub target_id: Option<String>,
+    /// The client's IP address.
     pub ip: Option<IpAddr>,
+    /// The client's User-Agent.
     pub user_agent: Option<String>,
+    /// The HTTP request id.
     pub request_id: Option<String>,
+    /// Free-form details (JSON).
     pub details: serde_json::Value,
 }
 
 /// A room as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Room {
+    /// Its id.
     pub id: RoomId,
+    /// Its name.
     pub name: String,
+    /// Its topic.
     pub topic: Option<String>,
+    /// Who may see and join it.
     pub visibility: Visibility,
     /// The creator; `None` once that account is deleted.
     pub created_by: Option<UserId>,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it last changed.
     pub updated_at: DateTime<Utc>,
     /// The seq of the newest message (0 when none); seqs run 1, 2, 3 … with
     /// no gaps.
@@ -186,18 +278,24 @@ pub struct Room {
 /// What `create_room` needs. The owner becomes its first member.
 #[derive(Debug, Clone)]
 pub struct NewRoom {
+    /// Its id.
     pub id: RoomId,
+    /// Its name.
     pub name: RoomName,
+    /// Its topic.
     pub topic: Option<RoomTopic>,
     /// `Public` or `Private` (direct rooms come from `get_or_create_direct_room`).
     pub visibility: Visibility,
+    /// The owner.
     pub owner: UserId,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
 /// A change to a room; `None` leaves a field alone.
 #[derive(Debug, Clone, Default)]
 pub struct RoomPatch {
+    /// Its name.
     pub name: Option<RoomName>,
     /// `Some(None)` clears the topic.
     pub topic: Option<Option<RoomTopic>>,
@@ -206,9 +304,13 @@ pub struct RoomPatch {
 /// A membership row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
+    /// The room.
     pub room_id: RoomId,
+    /// The user.
     pub user_id: UserId,
+    /// The role in the room.
     pub role: RoomRole,
+    /// When the member joined.
     pub joined_at: DateTime<Utc>,
     /// The member's read marker: the highest seq they have read (0: none).
     pub last_read_seq: i64,
@@ -217,8 +319,11 @@ pub struct Member {
 /// One of a user's rooms, as `GET /rooms` and `ready` list them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
+    /// The room.
     pub room: Room,
+    /// The role in the room.
     pub role: RoomRole,
+    /// The member's read marker.
     pub last_read_seq: i64,
     /// Messages after the read marker, not deleted, not written by the user
     /// and not written by someone the user blocked, among the room's newest
@@ -229,40 +334,59 @@ pub struct Membership {
 /// An invitation to a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invite {
+    /// Its id.
     pub id: InviteId,
+    /// The room.
     pub room_id: RoomId,
+    /// The user who invited.
     pub inviter_id: UserId,
+    /// The user invited.
     pub invitee_id: UserId,
+    /// The status.
     pub status: InviteStatus,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When the invitee answered.
     pub responded_at: Option<DateTime<Utc>>,
 }
 
 /// What `create_invite` needs.
 #[derive(Debug, Clone)]
 pub struct NewInvite {
+    /// Its id.
     pub id: InviteId,
+    /// The room.
     pub room_id: RoomId,
+    /// The user who invited.
     pub inviter_id: UserId,
+    /// The user invited.
     pub invitee_id: UserId,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
 /// A message as stored, with its reaction counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// Its id.
     pub id: MessageId,
+    /// The room.
     pub room_id: RoomId,
+    /// The seq (per room, increasing).
     pub seq: i64,
     /// `None` once the author's account is deleted ("deleted user").
     pub author_id: Option<UserId>,
     /// Empty once deleted.
     pub body: String,
+    /// The message this one replies to.
     pub reply_to: Option<MessageId>,
     /// The sender's idempotency key, if given.
     pub client_id: Option<String>,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it was last edited.
     pub edited_at: Option<DateTime<Utc>>,
+    /// Whether it was deleted (the body is then empty).
     pub deleted: bool,
     /// Emoji → how many users reacted with it.
     pub reactions: BTreeMap<String, i64>,
@@ -276,13 +400,19 @@ pub const UNREAD_WINDOW: i64 = 100;
 /// What `create_message` needs; the store assigns `seq`.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
+    /// Its id.
     pub id: MessageId,
+    /// The room.
     pub room_id: RoomId,
+    /// The author (`None` once the account is gone).
     pub author_id: UserId,
+    /// The message text.
     pub body: MessageBody,
+    /// The message this one replies to.
     pub reply_to: Option<MessageId>,
     /// At most 64 characters; unique per (room, author) when given.
     pub client_id: Option<String>,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
@@ -323,8 +453,11 @@ pub struct HistoryQuery {
 /// One block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
+    /// The user who blocks.
     pub blocker_id: UserId,
+    /// The user blocked.
     pub blocked_id: UserId,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
@@ -616,6 +749,65 @@ pub trait Store: ChatStore + Send + Sync + std::fmt::Debug + 'static {
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
 
+    // ---- two-factor authentication (after the user methods) -------------
+
+    /// The user's TOTP state; `None` for an unknown user.
+    async fn totp_state(&self, user_id: UserId) -> StoreResult<Option<TotpState>>;
+
+    /// Stores a new TOTP secret while 2FA is off (setup); false when it is on.
+    async fn set_totp_secret(
+        &self,
+        user_id: UserId,
+        secret: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Turns 2FA on (secret set up, 2FA off): `step` counts as used and the
+    /// recovery codes (hashes) replace any earlier ones. False when it was
+    /// on already or never set up.
+    async fn enable_totp(
+        &self,
+        user_id: UserId,
+        step: u64,
+        recovery_code_hashes: &[String],
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Records `step` as the last accepted TOTP step if it is later than
+    /// the stored one, atomically; false: accepted before (a replay).
+    async fn claim_totp_step(&self, user_id: UserId, step: u64) -> StoreResult<bool>;
+
+    /// Spends an unused recovery code; false when unknown or spent.
+    async fn use_recovery_code(
+        &self,
+        user_id: UserId,
+        code_hash: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Unused recovery codes of a user.
+    async fn recovery_codes_left(&self, user_id: UserId) -> StoreResult<u32>;
+
+    /// Turns 2FA off: secret, last step and recovery codes are removed.
+    async fn disable_totp(&self, user_id: UserId, at: DateTime<Utc>) -> StoreResult<()>;
+
+    // ---- mailed one-time tokens, email verification ----------------------
+
+    /// Stores a one-time token (its hash).
+    async fn create_account_token(&self, new: NewAccountToken) -> StoreResult<()>;
+
+    /// Spends the unused, unexpired token of `purpose` with this hash,
+    /// atomically; returns its user and password stamp.
+    async fn consume_account_token(
+        &self,
+        token_hash: &str,
+        purpose: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<(UserId, String)>>;
+
+    /// Marks the user's email address verified.
+    async fn mark_email_verified(&self, user_id: UserId, at: DateTime<Utc>) -> StoreResult<()>;
+
     // ---- sessions and refresh tokens ------------------------------------
 
     /// Inserts a session together with its first refresh token.
@@ -643,6 +835,13 @@ pub trait Store: ChatStore + Send + Sync + std::fmt::Debug + 'static {
         &self,
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<(SessionId, UserId)>>;
+
+    /// The session a refresh token (spent or not) belongs to.
+    async fn session_by_refresh_token(&self, token_hash: &str) -> StoreResult<Option<Session>>;
+
+    /// Live sessions not seen since `before`, oldest first, at most `limit`.
+    async fn idle_sessions(&self, before: DateTime<Utc>, limit: u32)
+    -> StoreResult<Vec<SessionId>>;
 
     /// Spends the refresh token whose hash is `token_hash` and stores
     /// `replacement` in its place, atomically: two concurrent calls with the

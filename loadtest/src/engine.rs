@@ -315,18 +315,111 @@ pub async fn run(plan: Plan, stats: Arc<Stats>, server_pid: Option<u32>) -> Engi
     if plan.opts.workers > 1 {
         return crate::workers::run(plan, stats, server_pid).await;
     }
-    run_here(plan, stats, server_pid, None).await
+    run_here(plan, stats, server_pid, Mode::Alone).await
 }
 
-/// Runs a plan's slots in this process. `link` is set in a worker process:
-/// the parent then says when to start the load and when the drain is over,
-/// and the acked seqs are pooled with the other workers' before the
-/// losses are counted.
+/// How a process that runs slots takes part in the run: the one place
+/// [`run_here`] differs between a run in one process and a worker's share
+/// of a run spread over several.
+pub(crate) enum Mode<'a> {
+    /// The whole run is this process: it settles, drains and counts the
+    /// losses by itself.
+    Alone,
+    /// A worker process: the parent says when to start the load and when
+    /// the drain is over, and the acked seqs are pooled with the other
+    /// workers' before the losses are counted.
+    Worker(&'a mut crate::workers::Link),
+}
+
+impl Mode<'_> {
+    /// Between the connect and load phases. Alone: waits `settle`. A
+    /// worker: reports its members per room and waits for the parent's go,
+    /// which carries the members over every worker; `shared.members` then
+    /// holds those.
+    async fn connected(&mut self, shared: &Shared, slots_ready: u64, all_ready_s: f64) {
+        match self {
+            Mode::Alone => {
+                if !shared.opts.settle.is_zero() {
+                    tokio::time::sleep(shared.opts.settle).await;
+                }
+            }
+            Mode::Worker(link) => {
+                // The parent settles, then tells every worker the run's members.
+                let here: Vec<u64> = shared
+                    .members
+                    .iter()
+                    .map(|m| m.load(Ordering::Relaxed))
+                    .collect();
+                let all = link.ready(slots_ready, here, all_ready_s).await;
+                for (m, n) in shared.members.iter().zip(all) {
+                    m.store(n, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// The drain after the load: whether every ack and delivery arrived.
+    /// Alone: waits for them up to `drain_timeout`. A worker: reports its
+    /// progress until the parent, which applies the same rule over every
+    /// worker, says stop.
+    async fn drain(
+        &mut self,
+        shared: &Shared,
+        scheduled: u64,
+        external: Option<&ExternalAcks>,
+    ) -> bool {
+        match self {
+            Mode::Alone => drain_alone(shared, scheduled, external).await,
+            Mode::Worker(link) => link.drain(&shared.progress(scheduled)).await,
+        }
+    }
+
+    /// The acked seqs per room of the whole run: this process's own when
+    /// alone, every worker's pooled otherwise.
+    async fn pool_acked(self, acked: Vec<Vec<i64>>) -> Vec<Vec<i64>> {
+        match self {
+            Mode::Alone => acked,
+            Mode::Worker(link) => link.pool_acked(acked).await,
+        }
+    }
+}
+
+/// The single-process drain: until every scheduled message is sent and
+/// answered, every expected delivery received (the external sender's
+/// included), no slot is resuming or reconnecting, or `drain_timeout`
+/// passes. Whether it drained.
+async fn drain_alone(shared: &Shared, scheduled: u64, external: Option<&ExternalAcks>) -> bool {
+    let drain_deadline = Instant::now() + shared.opts.drain_timeout;
+    while Instant::now() < drain_deadline {
+        let c = &shared.stats.counters;
+        let sent = c.sent.load(Ordering::Relaxed);
+        let answered = c.acked.load(Ordering::Relaxed) + c.send_errors.load(Ordering::Relaxed);
+        let received = c.delivered.load(Ordering::Relaxed) + c.recovered.load(Ordering::Relaxed);
+        let expected = shared.expected.load(Ordering::Relaxed)
+            + external.map_or(0, |e| {
+                e.expected(|room| shared.members[room].load(Ordering::Relaxed))
+            });
+        if sent >= scheduled
+            && answered >= sent
+            && received >= expected
+            && external.is_none_or(|e| e.finished())
+            && shared.resuming.load(Ordering::Relaxed) == 0
+            && shared.reconnecting.load(Ordering::Relaxed) == 0
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Runs a plan's slots in this process, alone or as one worker (see
+/// [`Mode`]).
 pub(crate) async fn run_here(
     plan: Plan,
     stats: Arc<Stats>,
     server_pid: Option<u32>,
-    mut link: Option<&mut crate::workers::Link>,
+    mut mode: Mode<'_>,
 ) -> EngineResult {
     let Plan {
         target,
@@ -405,20 +498,7 @@ pub(crate) async fn run_here(
     let all_ready_s = last_ready.duration_since(started).as_secs_f64();
     let slots_ready = stats.counters.ready.load(Ordering::Relaxed);
     progress.phase("connected");
-    if let Some(link) = link.as_deref_mut() {
-        // The parent settles, then tells every worker the run's members.
-        let here: Vec<u64> = shared
-            .members
-            .iter()
-            .map(|m| m.load(Ordering::Relaxed))
-            .collect();
-        let all = link.ready(slots_ready, here, all_ready_s).await;
-        for (m, n) in shared.members.iter().zip(all) {
-            m.store(n, Ordering::Relaxed);
-        }
-    } else if !shared.opts.settle.is_zero() {
-        tokio::time::sleep(shared.opts.settle).await;
-    }
+    mode.connected(&shared, slots_ready, all_ready_s).await;
     let server_rss_connected_bytes = server_pid.and_then(crate::procinfo::rss_bytes);
 
     // Load phase.
@@ -431,32 +511,7 @@ pub(crate) async fn run_here(
 
     // Acks, then deliveries.
     progress.phase("drain");
-    let drain_deadline = Instant::now() + shared.opts.drain_timeout;
-    let mut drained = false;
-    if let Some(link) = link.as_deref_mut() {
-        drained = link.drain(&shared.progress(scheduled)).await;
-    }
-    while link.is_none() && Instant::now() < drain_deadline {
-        let c = &stats.counters;
-        let sent = c.sent.load(Ordering::Relaxed);
-        let answered = c.acked.load(Ordering::Relaxed) + c.send_errors.load(Ordering::Relaxed);
-        let received = c.delivered.load(Ordering::Relaxed) + c.recovered.load(Ordering::Relaxed);
-        let expected = shared.expected.load(Ordering::Relaxed)
-            + external.as_ref().map_or(0, |e| {
-                e.expected(|room| shared.members[room].load(Ordering::Relaxed))
-            });
-        if sent >= scheduled
-            && answered >= sent
-            && received >= expected
-            && external.as_ref().is_none_or(|e| e.finished())
-            && shared.resuming.load(Ordering::Relaxed) == 0
-            && shared.reconnecting.load(Ordering::Relaxed) == 0
-        {
-            drained = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let drained = mode.drain(&shared, scheduled, external.as_deref()).await;
     let load_window_s = load_started.elapsed().as_secs_f64();
 
     shared.stopping.store(true, Ordering::Relaxed);
@@ -487,9 +542,7 @@ pub(crate) async fn run_here(
         seqs.sort_unstable();
         seqs.dedup();
     }
-    if let Some(link) = link {
-        acked = link.pool_acked(acked).await;
-    }
+    let acked = mode.pool_acked(acked).await;
     let mut losses = LossAccount::default();
     for r in results.iter().filter(|r| r.ready) {
         for (room, receipts) in &r.receipts {

@@ -223,7 +223,7 @@ pub async fn worker_main() -> anyhow::Result<()> {
         plan,
         Arc::clone(&stats),
         None,
-        Some(&mut link),
+        crate::engine::Mode::Worker(&mut link),
     ))
     .await;
     ticker.abort();
@@ -537,7 +537,7 @@ async fn coordinate(
     Ok(merged.finish(stats))
 }
 
-/// The single-process drain rule (`engine::run_here`) over every worker;
+/// The single-process drain rule (`engine::drain_alone`) over every worker;
 /// `external` is the deliveries expected of sends made outside the engine.
 fn drain_done(draining: &[Option<Draining>], external: u64) -> bool {
     let (mut scheduled, mut sent, mut answered, mut received, mut expected, mut busy) =

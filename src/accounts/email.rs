@@ -98,9 +98,8 @@ impl Accounts {
     /// caller's answer).
     pub(super) fn queue_verification_mail(&self, user: User) {
         let this = self.clone();
-        self.outbox.send_later(async move {
-            this.token_mail(&user, VERIFY_EMAIL).await
-        });
+        self.outbox
+            .send_later(async move { this.token_mail(&user, VERIFY_EMAIL).await });
     }
 
     /// Spends a verification token: the address is verified.
@@ -167,9 +166,8 @@ impl Accounts {
         .await;
         if let Some(user) = user {
             let this = self.clone();
-            self.outbox.send_later(async move {
-                this.token_mail(&user, PASSWORD_RESET).await
-            });
+            self.outbox
+                .send_later(async move { this.token_mail(&user, PASSWORD_RESET).await });
         }
         Ok(())
     }
@@ -232,6 +230,9 @@ mod tests {
         let b = password_stamp("$argon2id$v=19$m=19456,t=2,p=1$cccc$dddd");
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
-        assert_eq!(a, password_stamp("$argon2id$v=19$m=19456,t=2,p=1$aaaa$bbbb"));
+        assert_eq!(
+            a,
+            password_stamp("$argon2id$v=19$m=19456,t=2,p=1$aaaa$bbbb")
+        );
     }
 }

@@ -16,8 +16,8 @@ use parley_actors::store::User;
 use serde_json::json;
 
 use super::{AccountError, Accounts, Client};
-use crate::auth::totp;
 use crate::auth::tokens::hash_refresh_token;
+use crate::auth::totp;
 use crate::telemetry;
 
 /// How many recovery codes enabling 2FA hands out.

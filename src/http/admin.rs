@@ -1,6 +1,6 @@
 //! `/admin/*` (role `admin`). For now: changing a user's status and role,
-//! which is what suspension and bans need; the rest of the admin API comes
-//! with its own issue.
+//! which is what suspension and bans need; the rest of the admin API is not
+//! built yet.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -15,9 +15,10 @@ use utoipa_axum::routes;
 
 use super::dto::{ErrorEnvelope, Profile};
 use super::error::ApiError;
-use super::extract::{ApiJson, AuthUser, ClientInfo};
+use super::extract::{ApiJson, AuthUser};
 use super::rooms::path_id;
-use crate::startup::AppState;
+use super::state::AppState;
+use crate::accounts::Client;
 
 /// Routes (authenticated; each handler checks the admin role in the store,
 /// not only in the token, so a demoted admin loses access at once).
@@ -27,7 +28,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 async fn require_admin(state: &AppState, auth: &AuthUser) -> Result<(), ApiError> {
     match state.store.user_by_id(auth.user_id).await? {
-        Some(user) if user.role == Role::Admin && user.status == UserStatus::Active => Ok(()),
+        Some(user) if user.role == Role::Admin && user.status == UserStatus::Active => {
+            // `admin_require_2fa`: turning 2FA on (`/auth/2fa/*`) is not an
+            // admin route, so an admin can always get out of this.
+            if state.settings.admin_require_2fa && !user.two_factor_enabled {
+                return Err(ApiError::TwoFactorRequired);
+            }
+            Ok(())
+        }
         _ => Err(ApiError::Forbidden("admin role required")),
     }
 }
@@ -51,7 +59,7 @@ pub struct UpdateUser {
 async fn update_user(
     State(state): State<AppState>,
     auth: AuthUser,
-    client: ClientInfo,
+    client: Client,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> Result<Json<Profile>, ApiError> {

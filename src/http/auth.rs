@@ -10,8 +10,9 @@ use utoipa_axum::routes;
 
 use super::dto::{ErrorEnvelope, RevokedCount, TokenResponse};
 use super::error::ApiError;
-use super::extract::{ApiJson, AuthUser, ClientInfo};
-use crate::startup::AppState;
+use super::extract::{ApiJson, AuthUser};
+use super::state::AppState;
+use crate::accounts::Client;
 
 /// Public routes (each limited per IP by the caller of this function).
 pub fn register_router() -> OpenApiRouter<AppState> {
@@ -54,7 +55,7 @@ pub struct RegisterRequest {
 #[tracing::instrument(skip_all, fields(username = %body.username))]
 async fn register(
     State(state): State<AppState>,
-    client: ClientInfo,
+    client: Client,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
     let issued = state
@@ -71,7 +72,8 @@ pub struct LoginRequest {
     /// Username or email, case-insensitive.
     pub login: String,
     pub password: String,
-    /// Required once two-factor authentication is on.
+    /// Required once two-factor authentication is on: a current 6-digit
+    /// code, or an unused recovery code.
     pub totp_code: Option<String>,
 }
 
@@ -79,23 +81,25 @@ pub struct LoginRequest {
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, body = TokenResponse),
-        (status = 401, description = "invalid_credentials", body = ErrorEnvelope),
-        (status = 403, description = "account_suspended / account_banned", body = ErrorEnvelope),
+        (status = 401, description = "invalid_credentials / totp_required / invalid_totp", body = ErrorEnvelope),
+        (status = 403, description = "account_suspended / account_banned / email_not_verified", body = ErrorEnvelope),
         (status = 423, description = "account_locked, with details.retry_after", body = ErrorEnvelope),
         (status = 429, description = "rate limited", body = ErrorEnvelope),
     ))]
 #[tracing::instrument(skip_all)]
 async fn login(
     State(state): State<AppState>,
-    client: ClientInfo,
+    client: Client,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    // Two-factor authentication arrives with its own issue; until then no
-    // account can have it on, so `totp_code` is accepted and not needed.
-    let _ = body.totp_code;
     let issued = state
         .accounts
-        .login(&body.login, &body.password, &client)
+        .login(
+            &body.login,
+            &body.password,
+            body.totp_code.as_deref(),
+            &client,
+        )
         .await?;
     Ok(Json(issued.into()))
 }
@@ -117,7 +121,7 @@ pub struct RefreshRequest {
 #[tracing::instrument(skip_all)]
 async fn refresh(
     State(state): State<AppState>,
-    client: ClientInfo,
+    client: Client,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let issued = state.accounts.refresh(&body.refresh_token, &client).await?;
@@ -131,9 +135,12 @@ async fn refresh(
 async fn logout(
     State(state): State<AppState>,
     auth: AuthUser,
-    client: ClientInfo,
+    client: Client,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.logout(&auth, &client).await?;
+    state
+        .accounts
+        .logout(auth.user_id, auth.session_id, &client)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -157,12 +164,18 @@ pub struct PasswordChangeRequest {
 async fn change_password(
     State(state): State<AppState>,
     auth: AuthUser,
-    client: ClientInfo,
+    client: Client,
     ApiJson(body): ApiJson<PasswordChangeRequest>,
 ) -> Result<Json<RevokedCount>, ApiError> {
     let revoked_sessions = state
         .accounts
-        .change_password(&auth, &body.current_password, &body.new_password, &client)
+        .change_password(
+            auth.user_id,
+            auth.session_id,
+            &body.current_password,
+            &body.new_password,
+            &client,
+        )
         .await?;
     Ok(Json(RevokedCount { revoked_sessions }))
 }

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use parley_actors::store::StoreError;
 use serde_json::{Value, json};
 
-use crate::auth::passwords::HashError;
+use crate::accounts::AccountError;
 
 /// One error a client can see. Each variant's doc names its status.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,24 @@ pub enum ApiError {
     /// 403: not allowed.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// 401 `totp_required`: 2FA is on and no code was given.
+    #[error("this account needs a two-factor code")]
+    TotpRequired,
+    /// 401 or 403 `invalid_totp`: a wrong or reused second factor (401 at
+    /// login, 403 on signed-in requests).
+    #[error("the two-factor code is invalid")]
+    InvalidTotp(StatusCode),
+    /// 403 `email_not_verified`.
+    #[error("verify your email address before signing in")]
+    EmailNotVerified,
+    /// 403 `two_factor_required`: `admin_require_2fa` is on and this admin
+    /// has no 2FA.
+    #[error("turn on two-factor authentication to use the admin routes")]
+    TwoFactorRequired,
+    /// 400 `invalid_token`: a mailed one-time token that is unknown, used,
+    /// expired or superseded.
+    #[error("the token is invalid, used or expired")]
+    InvalidOneTimeToken,
     /// 403: the account is suspended.
     #[error("this account is suspended")]
     AccountSuspended,
@@ -125,6 +143,11 @@ impl ApiError {
             InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials", None),
             InvalidRefreshToken => (StatusCode::UNAUTHORIZED, "invalid_refresh_token", None),
             InvalidPassword => (StatusCode::FORBIDDEN, "invalid_password", None),
+            TotpRequired => (StatusCode::UNAUTHORIZED, "totp_required", None),
+            InvalidTotp(status) => (*status, "invalid_totp", None),
+            EmailNotVerified => (StatusCode::FORBIDDEN, "email_not_verified", None),
+            TwoFactorRequired => (StatusCode::FORBIDDEN, "two_factor_required", None),
+            InvalidOneTimeToken => (StatusCode::BAD_REQUEST, "invalid_token", None),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
             Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
             AccountSuspended => (StatusCode::FORBIDDEN, "account_suspended", None),
@@ -201,9 +224,44 @@ impl From<parley_actors::ChatError> for ApiError {
     }
 }
 
-impl From<HashError> for ApiError {
-    fn from(e: HashError) -> Self {
-        Self::Internal(e.into())
+/// The one place account errors become the HTTP envelope.
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        use AccountError as A;
+        match e {
+            A::InvalidToken(why) => Self::InvalidToken(why),
+            A::Unauthenticated => Self::Unauthenticated,
+            A::InvalidCredentials => Self::InvalidCredentials,
+            A::InvalidRefreshToken => Self::InvalidRefreshToken,
+            A::InvalidPassword => Self::InvalidPassword,
+            A::AccountSuspended => Self::AccountSuspended,
+            A::AccountBanned => Self::AccountBanned,
+            A::NotFound => Self::NotFound,
+            A::Conflict { field } => Self::Conflict { field },
+            A::Validation(failed) => {
+                let fields = failed
+                    .into_iter()
+                    .map(|f| {
+                        (
+                            f.field.to_owned(),
+                            json!({"code": f.code, "message": f.message}),
+                        )
+                    })
+                    .collect();
+                Self::Validation { fields }
+            }
+            A::AccountLocked { retry_after } => Self::AccountLocked { retry_after },
+            A::TotpRequired => Self::TotpRequired,
+            A::InvalidTotp { login: true } => Self::InvalidTotp(StatusCode::UNAUTHORIZED),
+            A::InvalidTotp { login: false } => Self::InvalidTotp(StatusCode::FORBIDDEN),
+            A::EmailNotVerified => Self::EmailNotVerified,
+            A::TwoFactorAlreadyOn => Self::ConflictWith("two-factor authentication is already on"),
+            A::TwoFactorNotSetUp => Self::ConflictWith("set up two-factor authentication first"),
+            A::TwoFactorNotOn => Self::ConflictWith("two-factor authentication is not on"),
+            A::InvalidOneTimeToken => Self::InvalidOneTimeToken,
+            A::RateLimited { retry_after } => Self::RateLimited { retry_after },
+            A::Internal(cause) => Self::Internal(cause),
+        }
     }
 }
 
@@ -330,4 +388,91 @@ pub async fn envelope(request: Request, next: Next) -> Response {
             .unwrap_or(HeaderValue::from_static("application/json")),
     );
     Response::from_parts(parts, new_body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::FieldError;
+
+    /// Status and code of the envelope an account error becomes.
+    fn mapped(e: AccountError) -> (u16, String, Option<Value>) {
+        let response = ApiError::from(e).into_response();
+        let body = response
+            .extensions()
+            .get::<ErrorBody>()
+            .cloned()
+            .expect("an error body");
+        (response.status().as_u16(), body.code, body.details)
+    }
+
+    #[test]
+    fn each_account_error_maps_to_the_status_its_doc_names() {
+        let cases = [
+            (AccountError::InvalidToken("x"), 401, "invalid_token"),
+            (AccountError::Unauthenticated, 401, "unauthenticated"),
+            (AccountError::InvalidCredentials, 401, "invalid_credentials"),
+            (
+                AccountError::InvalidRefreshToken,
+                401,
+                "invalid_refresh_token",
+            ),
+            (AccountError::InvalidPassword, 403, "invalid_password"),
+            (AccountError::AccountSuspended, 403, "account_suspended"),
+            (AccountError::AccountBanned, 403, "account_banned"),
+            (AccountError::NotFound, 404, "not_found"),
+            (AccountError::Conflict { field: "email" }, 409, "conflict"),
+            (
+                AccountError::Validation(Vec::new()),
+                422,
+                "validation_failed",
+            ),
+            (
+                AccountError::AccountLocked {
+                    retry_after: Duration::from_millis(1500),
+                },
+                423,
+                "account_locked",
+            ),
+            (
+                AccountError::internal(anyhow::anyhow!("disk on fire")),
+                500,
+                "internal",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let shown = format!("{error:?}");
+            let (got_status, got_code, _) = mapped(error);
+            assert_eq!((got_status, got_code.as_str()), (status, code), "{shown}");
+        }
+    }
+
+    #[test]
+    fn account_details_reach_the_envelope() {
+        let (_, _, details) = mapped(AccountError::Validation(vec![
+            FieldError {
+                field: "username",
+                code: "too_short",
+                message: "at least 3".to_owned(),
+            },
+            FieldError {
+                field: "password",
+                code: "too_weak",
+                message: "weak".to_owned(),
+            },
+        ]));
+        assert_eq!(
+            details,
+            Some(json!({"fields": {
+                "username": {"code": "too_short", "message": "at least 3"},
+                "password": {"code": "too_weak", "message": "weak"},
+            }}))
+        );
+        let (_, _, details) = mapped(AccountError::Conflict { field: "username" });
+        assert_eq!(details, Some(json!({"field": "username"})));
+        let (_, _, details) = mapped(AccountError::AccountLocked {
+            retry_after: Duration::from_millis(1500),
+        });
+        assert_eq!(details, Some(json!({"retry_after": 2})));
+    }
 }

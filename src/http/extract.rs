@@ -1,17 +1,20 @@
 //! Extractors: JSON bodies with contract-shaped rejections, the
-//! authenticated user, and who is calling from where.
+//! authenticated user, and who is calling from where (the accounts'
+//! [`Client`]).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use parley_actors::domain::{Role, SessionId, UserId};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::startup::AppState;
+use crate::accounts::{Client, Identity};
+use crate::config::Settings;
 
 /// A JSON request body. Unlike `axum::Json`, its rejections follow the
 /// contract: wrong content type → 415, too large → 413, bad JSON → 400,
@@ -130,6 +133,17 @@ pub struct AuthUser {
     pub session_id: SessionId,
 }
 
+impl From<Identity> for AuthUser {
+    fn from(who: Identity) -> Self {
+        Self {
+            user_id: who.user_id,
+            username: who.username,
+            role: who.role,
+            session_id: who.session_id,
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     type Rejection = ApiError;
 
@@ -142,12 +156,14 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     }
 }
 
-/// Where a request came from, for sessions, rate limits and the audit log.
-#[derive(Debug, Clone)]
-pub struct ClientInfo {
-    pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
+/// The token of an `Authorization: Bearer <token>` header (the scheme in
+/// any case), or `None` when there is no such header.
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
 }
 
 /// The client's IP: the peer address, or the last `X-Forwarded-For` hop
@@ -169,13 +185,17 @@ pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<IpAddr> {
         .map(|ConnectInfo(addr)| addr.ip())
 }
 
-impl FromRequestParts<AppState> for ClientInfo {
+/// Where a request came from (see [`Client`]), for sessions, rate limits
+/// and the audit log.
+impl<S> FromRequestParts<S> for Client
+where
+    S: Send + Sync,
+    Arc<Settings>: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let settings = Arc::<Settings>::from_ref(state);
         let header = |name: &str| {
             parts
                 .headers
@@ -184,7 +204,7 @@ impl FromRequestParts<AppState> for ClientInfo {
                 .map(|s| s.chars().take(512).collect::<String>())
         };
         Ok(Self {
-            ip: client_ip(parts, state.settings.trust_forwarded_for),
+            ip: client_ip(parts, settings.trust_forwarded_for),
             user_agent: header("user-agent"),
             request_id: header("x-request-id"),
         })
@@ -257,5 +277,22 @@ mod tests {
         assert!(ok("application/merge-patch+json"));
         assert!(!ok("text/plain"));
         assert!(!is_json_content_type(None));
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_authorization_header() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::AUTHORIZATION,
+                header::HeaderValue::from_static(value),
+            );
+            bearer_token(&headers)
+        };
+        assert_eq!(with("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(with("bearer  abc ").as_deref(), Some("abc"));
+        assert_eq!(with("Basic abc"), None);
+        assert_eq!(with("Bearer"), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
     }
 }

@@ -6,7 +6,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use parley_actors::domain::{Emoji, MessageBody, MessageId, RoomId};
 use parley_actors::protocol::MessageView;
-use parley_actors::room::RoomMsg;
 use parley_actors::store::HistoryQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -18,7 +17,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, AuthUser};
 use super::pagination::{MAX_LIMIT, Page, PageParams};
 use super::rooms::path_id;
-use crate::startup::AppState;
+use super::state::AppState;
 
 /// Routes (authenticated).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -191,13 +190,8 @@ async fn send(
     let message = state
         .realtime
         .rooms()
-        .ask(room, |reply| RoomMsg::Send {
-            author,
-            body: text.clone(),
-            reply_to,
-            client_id: body.client_id.clone(),
-            reply,
-        })
+        .room(room)
+        .send(author, text, reply_to, body.client_id)
         .await?;
     Ok((StatusCode::CREATED, Json(MessageView::from(&message))))
 }
@@ -225,12 +219,8 @@ async fn edit(
     let message = state
         .realtime
         .rooms()
-        .ask(room, |reply| RoomMsg::Edit {
-            user,
-            message_id,
-            body: text.clone(),
-            reply,
-        })
+        .room(room)
+        .edit(user, message_id, text)
         .await?;
     Ok(Json(MessageView::from(&message)))
 }
@@ -249,11 +239,8 @@ async fn delete(
     state
         .realtime
         .rooms()
-        .ask(room, |reply| RoomMsg::Delete {
-            user,
-            message_id,
-            reply,
-        })
+        .room(room)
+        .delete(user, message_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -270,13 +257,8 @@ async fn reaction(
     state
         .realtime
         .rooms()
-        .ask(room, |reply| RoomMsg::React {
-            user,
-            message_id,
-            emoji: emoji.clone(),
-            add,
-            reply,
-        })
+        .room(room)
+        .react(user, message_id, emoji, add)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -327,12 +309,8 @@ async fn mark_read(
     let marker = state
         .realtime
         .rooms()
-        .ask(room, |reply| RoomMsg::Read {
-            user,
-            seq,
-            conn: None,
-            reply,
-        })
+        .room(room)
+        .read(user, seq, None)
         .await?;
     Ok(Json(ReadMarker { seq: marker }))
 }

@@ -2,6 +2,7 @@
 //! assembled here with the cross-cutting layers (request ids, the error
 //! envelope, metrics, rate limits, security headers, CORS, body limits).
 
+pub mod account_mail;
 pub mod admin;
 pub mod auth;
 pub mod dto;
@@ -13,7 +14,10 @@ pub mod pagination;
 pub mod ratelimit;
 pub mod rooms;
 pub mod sessions;
+pub mod state;
+pub mod two_factor;
 pub mod users;
+pub mod web;
 pub mod ws;
 
 use std::sync::Arc;
@@ -37,7 +41,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use self::error::ApiError;
 use self::ratelimit::{IpLimit, limit_by_ip};
-use crate::startup::AppState;
+use self::state::AppState;
 use crate::telemetry;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -90,7 +94,13 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         limiter: state.limits.login.clone(),
         trust_forwarded_for: trust,
     };
+    let forgot_limit = IpLimit {
+        limiter: state.limits.forgot.clone(),
+        trust_forwarded_for: trust,
+    };
     let authed = auth::authed_router()
+        .merge(two_factor::router())
+        .merge(account_mail::authed_router())
         .merge(sessions::router())
         .merge(users::router())
         .merge(rooms::router())
@@ -101,7 +111,12 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .route_layer(middleware::from_fn_with_state(register_limit, limit_by_ip))
         .merge(
             auth::login_router()
+                .merge(account_mail::public_router())
                 .route_layer(middleware::from_fn_with_state(login_limit, limit_by_ip)),
+        )
+        .merge(
+            account_mail::forgot_router()
+                .route_layer(middleware::from_fn_with_state(forgot_limit, limit_by_ip)),
         )
         .merge(authed);
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -128,6 +143,7 @@ pub fn router(state: AppState, serve_metrics: bool) -> Router {
     );
     // The socket endpoint authenticates itself (header or first frame).
     router = router.route("/ws", get(ws::upgrade));
+    router = router.merge(web::router());
     if serve_metrics {
         router = router.route("/metrics", get(ops::metrics));
     }
@@ -250,17 +266,7 @@ async fn track_metrics(request: Request, next: Next) -> Response {
 /// revoked), applies the per-user rate limit and hands the user to the
 /// handler as an [`extract::AuthUser`] extension.
 async fn require_auth(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim().to_owned())
-        });
-    let Some(token) = token else {
+    let Some(token) = extract::bearer_token(request.headers()) else {
         let has_header = request.headers().contains_key(header::AUTHORIZATION);
         metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "missing").increment(1);
         return if has_header {
@@ -270,8 +276,8 @@ async fn require_auth(State(state): State<AppState>, mut request: Request, next:
         };
     };
     let user = match state.accounts.authenticate(&token).await {
-        Ok(user) => user,
-        Err(e) => return e.into_response(),
+        Ok(who) => extract::AuthUser::from(who),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let info = match state.limits.api.check(&user.user_id) {
         Ok(info) => info,

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::dto::ErrorEnvelope;
 use super::error::ApiError;
-use crate::startup::AppState;
+use super::state::AppState;
 
 /// `/health` and `/ready`.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -8,7 +8,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use parley_actors::domain::{InviteId, RoomId, RoomName, RoomRole, RoomTopic, UserId, Visibility};
 use parley_actors::protocol::{InviteView, RoomView, wire_time};
-use parley_actors::room::RoomMsg;
 use parley_actors::store::{Membership, RoomPatch};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -19,7 +18,7 @@ use super::dto::ErrorEnvelope;
 use super::error::ApiError;
 use super::extract::{ApiJson, AuthUser};
 use super::pagination::{Page, PageParams};
-use crate::startup::AppState;
+use super::state::AppState;
 
 /// Routes (authenticated).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -280,15 +279,7 @@ async fn update_room(
         },
     };
     let user = auth.user_id;
-    let room = state
-        .realtime
-        .rooms()
-        .ask(id, |reply| RoomMsg::Update {
-            actor: user,
-            patch: patch.clone(),
-            reply,
-        })
-        .await?;
+    let room = state.realtime.rooms().room(id).update(user, patch).await?;
     Ok(Json(RoomView::from(&room)))
 }
 
@@ -302,11 +293,7 @@ async fn delete_room(
 ) -> Result<StatusCode, ApiError> {
     let id: RoomId = path_id(&id)?;
     let user = auth.user_id;
-    state
-        .realtime
-        .rooms()
-        .ask(id, |reply| RoomMsg::DeleteRoom { actor: user, reply })
-        .await?;
+    state.realtime.rooms().room(id).delete_room(user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -328,11 +315,7 @@ async fn join_room(
 ) -> Result<Json<Joined>, ApiError> {
     let id: RoomId = path_id(&id)?;
     let user = auth.user_id;
-    let role = state
-        .realtime
-        .rooms()
-        .ask(id, |reply| RoomMsg::Join { user, reply })
-        .await?;
+    let role = state.realtime.rooms().room(id).join(user).await?;
     Ok(Json(Joined {
         room_id: id.to_string(),
         my_role: role.to_string(),
@@ -349,11 +332,7 @@ async fn leave_room(
 ) -> Result<StatusCode, ApiError> {
     let id: RoomId = path_id(&id)?;
     let user = auth.user_id;
-    state
-        .realtime
-        .rooms()
-        .ask(id, |reply| RoomMsg::Leave { user, reply })
-        .await?;
+    state.realtime.rooms().room(id).leave(user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -389,11 +368,8 @@ async fn invite(
     let invite = state
         .realtime
         .rooms()
-        .ask(id, |reply| RoomMsg::Invite {
-            inviter,
-            invitee,
-            reply,
-        })
+        .room(id)
+        .invite(inviter, invitee)
         .await?;
     let room = state.store.room_by_id(id).await?.map(|r| r.name);
     Ok((StatusCode::CREATED, Json(InviteView::new(&invite, room))))
@@ -471,11 +447,8 @@ async fn accept_invite(
     let role = state
         .realtime
         .rooms()
-        .ask(room_id, |reply| RoomMsg::AcceptInvite {
-            user,
-            invite_id,
-            reply,
-        })
+        .room(room_id)
+        .accept_invite(user, invite_id)
         .await?;
     Ok(Json(Joined {
         room_id: room_id.to_string(),
@@ -577,20 +550,30 @@ async fn list_members(
     })))
 }
 
+/// What a moderator does to one member.
+#[derive(Debug, Clone, Copy)]
+enum Moderation {
+    Kick,
+    Ban,
+    Unban,
+}
+
 /// Asks a room to act on one of its members (`{id}` and `{user_id}` paths).
 async fn moderate(
     state: &AppState,
     auth: &AuthUser,
     (room, user): (String, String),
-    build: impl Fn(UserId, UserId, parley_actors::room::Reply<()>) -> RoomMsg,
+    action: Moderation,
 ) -> Result<StatusCode, ApiError> {
     let (room, target): (RoomId, UserId) = (path_id(&room)?, path_id(&user)?);
     let actor = auth.user_id;
-    state
-        .realtime
-        .rooms()
-        .ask(room, |reply| build(actor, target, reply))
-        .await?;
+    let rooms = state.realtime.rooms();
+    let room = rooms.room(room);
+    match action {
+        Moderation::Kick => room.kick(actor, target).await?,
+        Moderation::Ban => room.ban(actor, target).await?,
+        Moderation::Unban => room.unban(actor, target).await?,
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -602,13 +585,7 @@ async fn kick(
     auth: AuthUser,
     Path(path): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    moderate(&state, &auth, path, |actor, target, reply| RoomMsg::Kick {
-        actor,
-        target,
-        ban: false,
-        reply,
-    })
-    .await
+    moderate(&state, &auth, path, Moderation::Kick).await
 }
 
 /// Bans a user from the room (admin+ over lower roles).
@@ -619,13 +596,7 @@ async fn ban(
     auth: AuthUser,
     Path(path): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    moderate(&state, &auth, path, |actor, target, reply| RoomMsg::Kick {
-        actor,
-        target,
-        ban: true,
-        reply,
-    })
-    .await
+    moderate(&state, &auth, path, Moderation::Ban).await
 }
 
 /// Lifts a ban (admin+).
@@ -636,12 +607,7 @@ async fn unban(
     auth: AuthUser,
     Path(path): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    moderate(&state, &auth, path, |actor, target, reply| RoomMsg::Unban {
-        actor,
-        target,
-        reply,
-    })
-    .await
+    moderate(&state, &auth, path, Moderation::Unban).await
 }
 
 /// `{role: admin|member}`.
@@ -676,12 +642,8 @@ async fn set_role(
     state
         .realtime
         .rooms()
-        .ask(room, |reply| RoomMsg::SetRole {
-            actor,
-            target,
-            role,
-            reply,
-        })
+        .room(room)
+        .set_role(actor, target, role)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

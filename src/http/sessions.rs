@@ -12,9 +12,10 @@ use utoipa_axum::routes;
 
 use super::dto::{ErrorEnvelope, RevokedCount, rfc3339};
 use super::error::ApiError;
-use super::extract::{AuthUser, ClientInfo};
+use super::extract::AuthUser;
 use super::pagination::{Page, PageParams};
-use crate::startup::AppState;
+use super::state::AppState;
+use crate::accounts::Client;
 
 /// Routes (authenticated).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -65,7 +66,7 @@ async fn list_sessions(
     let limit = page.limit()?;
     let rows = state
         .accounts
-        .sessions(&auth, page.cursor()?, limit + 1)
+        .sessions(auth.user_id, page.cursor()?, limit + 1)
         .await?;
     let items = rows.into_iter().map(|s| view(s, auth.session_id)).collect();
     Ok(Json(Page::from_overfetch(items, limit, |s| s.id.clone())))
@@ -79,11 +80,14 @@ async fn list_sessions(
 async fn revoke_session(
     State(state): State<AppState>,
     auth: AuthUser,
-    client: ClientInfo,
+    client: Client,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id: SessionId = id.parse().map_err(|_| ApiError::NotFound)?;
-    state.accounts.revoke_session(&auth, id, &client).await?;
+    state
+        .accounts
+        .revoke_session(auth.user_id, id, &client)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -94,8 +98,11 @@ async fn revoke_session(
 async fn revoke_other_sessions(
     State(state): State<AppState>,
     auth: AuthUser,
-    client: ClientInfo,
+    client: Client,
 ) -> Result<Json<RevokedCount>, ApiError> {
-    let revoked_sessions = state.accounts.revoke_other_sessions(&auth, &client).await?;
+    let revoked_sessions = state
+        .accounts
+        .revoke_other_sessions(auth.user_id, auth.session_id, &client)
+        .await?;
     Ok(Json(RevokedCount { revoked_sessions }))
 }

@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, AuthUser};
 use super::pagination::{Page, PageParams};
 use super::rooms::{UserRef, path_id};
-use crate::startup::AppState;
+use super::state::AppState;
 
 /// Routes (authenticated).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, body = Profile)))]
 #[tracing::instrument(skip_all, fields(user = %auth.user_id))]
 async fn profile(State(state): State<AppState>, auth: AuthUser) -> Result<Json<Profile>, ApiError> {
-    Ok(Json(state.accounts.profile(&auth).await?.into()))
+    Ok(Json(state.accounts.profile(auth.user_id).await?.into()))
 }
 
 /// Another user as others see them (no email).

@@ -5,9 +5,9 @@
 //! file, every message commit also flushed an FTS5 segment and, now and
 //! then, ran one of FTS5's segment merges, which on a large index held the
 //! write lock for 100–300 ms while every room's sends waited (see
-//! `loadtest/RESULTS.md`, session 5). In a file of its own the index has its
-//! own write lock: the indexer writes it in batches, merges run there, and
-//! message commits never wait for either.
+//! `loadtest/RESULTS.md`, the runs of 2026-11-30 20:33 UTC). In a file of
+//! its own the index has its own write lock: the indexer writes it in
+//! batches, merges run there, and message commits never wait for either.
 //!
 //! Every connection of the main pool has the index attached as `search`, so
 //! a search is one query joining `search.messages_fts` to `messages`.
@@ -39,7 +39,7 @@ use std::time::Duration;
 use parley_actors::store::StoreResult;
 use sqlx::{SqliteConnection, SqlitePool};
 
-use super::db_err;
+use super::errors::db_err;
 
 /// Bumped when the index's definition changes; an index file of another
 /// version is emptied and rebuilt.
@@ -316,22 +316,5 @@ async fn background(index: Weak<SearchIndex>) {
         }
         drop(index);
         tokio::time::sleep(INTERVAL).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_index_sits_beside_the_database() {
-        assert_eq!(
-            index_path(Path::new("/data/parley.db")),
-            PathBuf::from("/data/parley.search.db")
-        );
-        assert_eq!(
-            index_path(Path::new("chat")),
-            PathBuf::from("chat.search.db")
-        );
     }
 }

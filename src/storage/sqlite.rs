@@ -1,9 +1,10 @@
 //! [`Store`](parley_actors::store::Store) on SQLite: one file, no server, the
 //! default for a single node.
 //!
-//! The SQL is shared with PostgreSQL (`impl_store!` in `storage/mod.rs`,
-//! `impl_chat_store!` in `storage/chat.rs`); this file holds what is SQLite's
-//! own: the connect options, the migrations and full-text search (FTS5).
+//! The SQL is shared with PostgreSQL (`storage/sql/`, mounted below for
+//! this backend); this file holds what is SQLite's own: the connect options,
+//! the dedicated writer connection, the migrations folder and full-text
+//! search (FTS5, indexed in a file of its own: `storage/search.rs`).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -14,12 +15,24 @@ use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::chat::MessageRow;
+use super::ACQUIRE_TIMEOUT;
+use super::errors::{db_err, migrate_err};
+use super::rows::MessageRow;
 use super::search::{self, SearchIndex};
-use super::{ACQUIRE_TIMEOUT, db_err, migrate_err, revert_latest};
+
+/// The store type the shared SQL in `sql/` is compiled for here.
+type SqlStore = SqliteStore;
+
+/// The database the shared SQL in `sql/` is compiled for here.
+type Db = sqlx::Sqlite;
+
+// The same folder is mounted by `postgres.rs`: once per backend, on purpose.
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/mod.rs"]
+mod sql;
 
 /// The SQLite schema, embedded at build time.
-static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+pub(super) static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,15 +40,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The store on a SQLite database.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     /// One connection, kept open, that writes every message send (the
     /// message writer's group commits). SQLite has one writer at a time
     /// anyway; on its own connection the writer keeps its page cache,
     /// which a pool connection loses whenever another connection wrote
     /// since its last use.
-    writer: SqlitePool,
+    pub(super) writer: SqlitePool,
     /// The full-text index, in a file of its own (see `storage/search.rs`).
-    search: Arc<SearchIndex>,
+    pub(super) search: Arc<SearchIndex>,
 }
 
 impl SqliteStore {
@@ -67,11 +80,8 @@ impl SqliteStore {
     }
 }
 
-impl_store!(SqliteStore);
-impl_chat_store!(SqliteStore, sqlx::Sqlite);
-
 impl SqliteStore {
-    /// Full-text search for `impl_chat_store!`: messages matching every word
+    /// Full-text search for `sql/search.rs`: messages matching every word
     /// of `query` in rooms `user_id` is a member of (only `room_id`, if
     /// given), not deleted and not by someone they blocked; best match
     /// (bm25) first, then newest.
@@ -115,7 +125,7 @@ impl SqliteStore {
 /// so operators (`OR`, `NEAR(`, `-`, `*`, `^`, `:`) are plain text, and the
 /// phrases are ANDed. Words without a letter or digit are dropped (the
 /// tokenizer would make empty phrases of them); `None` when nothing is left.
-fn fts_query(raw: &str) -> Option<String> {
+pub(super) fn fts_query(raw: &str) -> Option<String> {
     let phrases: Vec<String> = raw
         .split_whitespace()
         .filter(|word| word.chars().any(char::is_alphanumeric))
@@ -125,7 +135,7 @@ fn fts_query(raw: &str) -> Option<String> {
 }
 
 /// Opens a pool without touching the schema.
-async fn open(database_url: &str, max_connections: u32) -> StoreResult<SqlitePool> {
+pub(super) async fn open(database_url: &str, max_connections: u32) -> StoreResult<SqlitePool> {
     let options = connect_options(database_url)?;
     pool_options(database_url, max_connections)
         .connect_with(options)
@@ -194,303 +204,6 @@ fn connect_options(database_url: &str) -> StoreResult<SqliteConnectOptions> {
 
 /// Whether the URL names an in-memory database (`sqlite::memory:`,
 /// `sqlite://:memory:`, `…?mode=memory`).
-fn is_in_memory(database_url: &str) -> bool {
+pub(super) fn is_in_memory(database_url: &str) -> bool {
     database_url.contains(":memory:") || database_url.contains("mode=memory")
-}
-
-/// See [`super::migrate_up`].
-pub(super) async fn migrate_up(database_url: &str) -> StoreResult<()> {
-    let pool = open(database_url, 1).await?;
-    let result = MIGRATOR.run(&pool).await.map_err(migrate_err);
-    pool.close().await;
-    result
-}
-
-/// See [`super::migrate_down`].
-pub(super) async fn migrate_down(database_url: &str, steps: u32) -> StoreResult<Vec<i64>> {
-    let pool = open(database_url, 1).await?;
-    let mut conn = pool.acquire().await.map_err(db_err)?;
-    let result = revert_latest(&mut *conn, &MIGRATOR, steps).await;
-    drop(conn);
-    pool.close().await;
-    result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::tests::TestDb;
-
-    /// A fresh database file in a temporary directory, removed afterwards.
-    async fn fresh_db() -> Option<TestDb> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite:{}", dir.path().join("parley.db").display());
-        let store = crate::storage::connect(&url, 4)
-            .await
-            .expect("connect to a fresh SQLite file");
-        Some(TestDb::new(url, store, Box::new(dir)))
-    }
-
-    crate::storage::tests::store_test_suite!(fresh_db);
-
-    #[tokio::test]
-    async fn in_memory_databases_keep_their_data_across_calls() {
-        let store = crate::storage::connect("sqlite::memory:", 8)
-            .await
-            .expect("in-memory database");
-        let user = crate::storage::tests::new_user("memo");
-        let id = user.id;
-        store.create_user(user).await.expect("create");
-        // A second pooled connection would see an empty database.
-        for _ in 0..3 {
-            assert!(store.user_by_id(id).await.expect("read").is_some());
-        }
-        assert!(is_in_memory("sqlite::memory:"));
-        assert!(is_in_memory("sqlite://?mode=memory"));
-        assert!(!is_in_memory("sqlite:data/parley.db"));
-    }
-
-    #[test]
-    fn search_input_becomes_quoted_phrases() {
-        assert_eq!(fts_query(""), None);
-        assert_eq!(fts_query("  \t "), None);
-        assert_eq!(fts_query("\" * - ( )"), None);
-        assert_eq!(
-            fts_query("quick OR NEAR(fox"),
-            Some("\"quick\" \"OR\" \"NEAR(fox\"".to_owned())
-        );
-        assert_eq!(
-            fts_query("say \"hi\""),
-            Some("\"say\" \"\"\"hi\"\"\"".to_owned())
-        );
-    }
-
-    /// A store on a new file, with one user and one room of theirs.
-    async fn store_with_room(
-        dir: &tempfile::TempDir,
-    ) -> (
-        SqliteStore,
-        parley_actors::domain::UserId,
-        parley_actors::domain::RoomId,
-    ) {
-        use parley_actors::domain::{RoomId, RoomName, Visibility};
-        use parley_actors::store::{ChatStore, NewRoom, Store};
-
-        let url = format!("sqlite:{}", dir.path().join("fts.db").display());
-        let store = SqliteStore::connect(&url, 2).await.expect("connect");
-        let owner = store
-            .create_user(crate::storage::tests::new_user("owner"))
-            .await
-            .expect("user")
-            .id;
-        let room = store
-            .create_room(NewRoom {
-                id: RoomId::new(),
-                name: RoomName::parse("room").expect("name"),
-                topic: None,
-                visibility: Visibility::Public,
-                owner,
-                created_at: crate::storage::tests::t(0),
-            })
-            .await
-            .expect("room");
-        (store, owner, room.id)
-    }
-
-    async fn send(
-        store: &SqliteStore,
-        owner: parley_actors::domain::UserId,
-        room: parley_actors::domain::RoomId,
-        body: &str,
-    ) -> parley_actors::domain::MessageId {
-        use parley_actors::domain::{MessageBody, MessageId};
-        use parley_actors::store::{ChatStore, NewMessage};
-
-        let new = NewMessage {
-            id: MessageId::new(),
-            room_id: room,
-            author_id: owner,
-            body: MessageBody::parse(body).expect("body"),
-            reply_to: None,
-            client_id: None,
-            created_at: crate::storage::tests::t(0),
-        };
-        store
-            .create_message(new)
-            .await
-            .expect("send")
-            .into_inner()
-            .id
-    }
-
-    /// The bodies a search finds, sorted.
-    async fn found(
-        store: &SqliteStore,
-        owner: parley_actors::domain::UserId,
-        words: &str,
-    ) -> Vec<String> {
-        use parley_actors::store::ChatStore;
-
-        let mut bodies: Vec<String> = store
-            .search_messages(owner, words, None, 50)
-            .await
-            .expect("search")
-            .into_iter()
-            .map(|m| m.body.as_str().to_owned())
-            .collect();
-        bodies.sort();
-        bodies
-    }
-
-    #[tokio::test]
-    async fn the_search_index_follows_edits_deletes_and_cascades() {
-        use parley_actors::domain::MessageBody;
-        use parley_actors::store::ChatStore;
-
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (store, owner, room) = store_with_room(&dir).await;
-        let at = crate::storage::tests::t(0);
-        let alpha = send(&store, owner, room, "alpha beta").await;
-        let gamma = send(&store, owner, room, "gamma beta").await;
-        send(&store, owner, room, "delta").await;
-        // Found at once: a search brings the index up to date first.
-        assert_eq!(
-            found(&store, owner, "beta").await,
-            ["alpha beta", "gamma beta"]
-        );
-        store
-            .update_message_body(alpha, MessageBody::parse("epsilon").expect("body"), at)
-            .await
-            .expect("edit");
-        store.delete_message(gamma, at).await.expect("delete");
-        assert!(found(&store, owner, "beta").await.is_empty());
-        assert!(found(&store, owner, "alpha").await.is_empty());
-        assert_eq!(found(&store, owner, "epsilon").await, ["epsilon"]);
-        // The vacuum would renumber implicit rowids; `num` keeps them.
-        sqlx::query("vacuum")
-            .execute(&store.pool)
-            .await
-            .expect("vacuum");
-        assert_eq!(found(&store, owner, "delta").await, ["delta"]);
-        store.delete_room(room).await.expect("delete room");
-        assert!(store.search.catch_up(10).await.expect("index"));
-        let left: (i64,) = sqlx::query_as(
-            "select count(*) from search.messages_fts where messages_fts match 'epsilon OR delta'",
-        )
-        .fetch_one(&store.pool)
-        .await
-        .expect("count");
-        assert_eq!(left.0, 0, "the room's rows left the index with it");
-        let pending: (i64,) = sqlx::query_as("select count(*) from search_dirty")
-            .fetch_one(&store.pool)
-            .await
-            .expect("count");
-        assert_eq!(pending.0, 0, "processed changes are cleared");
-    }
-
-    #[tokio::test]
-    async fn a_reused_row_number_is_indexed_as_the_new_row() {
-        use parley_actors::store::ChatStore;
-
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (store, owner, room) = store_with_room(&dir).await;
-        send(&store, owner, room, "kept").await;
-        assert_eq!(found(&store, owner, "kept").await, ["kept"]);
-        // The newest row goes (with its room), so SQLite hands its number
-        // to the next row.
-        let second = store
-            .create_room(parley_actors::store::NewRoom {
-                id: parley_actors::domain::RoomId::new(),
-                name: parley_actors::domain::RoomName::parse("second").expect("name"),
-                topic: None,
-                visibility: parley_actors::domain::Visibility::Public,
-                owner,
-                created_at: crate::storage::tests::t(0),
-            })
-            .await
-            .expect("room")
-            .id;
-        send(&store, owner, second, "doomed").await;
-        assert_eq!(found(&store, owner, "doomed").await, ["doomed"]);
-        let (top_before,): (i64,) = sqlx::query_as("select max(num) from messages")
-            .fetch_one(&store.pool)
-            .await
-            .expect("max");
-        store.delete_room(second).await.expect("delete room");
-        send(&store, owner, room, "reborn").await;
-        let (top_after,): (i64,) = sqlx::query_as("select max(num) from messages")
-            .fetch_one(&store.pool)
-            .await
-            .expect("max");
-        assert_eq!(top_after, top_before, "SQLite reused the number");
-        assert_eq!(found(&store, owner, "reborn").await, ["reborn"]);
-        assert!(found(&store, owner, "doomed").await.is_empty());
-        assert_eq!(found(&store, owner, "kept").await, ["kept"]);
-    }
-
-    #[tokio::test]
-    async fn a_lost_index_file_is_rebuilt_from_the_messages() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (store, owner, room) = store_with_room(&dir).await;
-        for i in 0..5 {
-            send(&store, owner, room, &format!("note {i}")).await;
-        }
-        assert_eq!(found(&store, owner, "note").await.len(), 5);
-        store.pool.close().await;
-        store.writer.close().await;
-        let index = dir.path().join("fts.search.db");
-        assert!(index.exists(), "the index is a file of its own");
-        for suffix in ["", "-wal", "-shm"] {
-            let path = format!("{}{suffix}", index.display());
-            if std::path::Path::new(&path).exists() {
-                std::fs::remove_file(&path).expect("remove index");
-            }
-        }
-        let url = format!("sqlite:{}", dir.path().join("fts.db").display());
-        let store = SqliteStore::connect(&url, 2).await.expect("reopen");
-        assert_eq!(found(&store, owner, "note").await.len(), 5);
-    }
-
-    #[tokio::test]
-    async fn an_index_from_before_a_trip_back_to_0002_is_rebuilt() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (store, owner, room) = store_with_room(&dir).await;
-        let id = send(&store, owner, room, "original words").await;
-        assert_eq!(found(&store, owner, "original").await, ["original words"]);
-        store.pool.close().await;
-        store.writer.close().await;
-        let url = format!("sqlite:{}", dir.path().join("fts.db").display());
-        // An older binary's schema, and a change it makes without listing
-        // it for the indexer.
-        assert_eq!(super::migrate_down(&url, 1).await.expect("down"), vec![3]);
-        let pool = open(&url, 1).await.expect("open");
-        sqlx::query("update messages set body = 'edited words' where id = $1")
-            .bind(id.to_string())
-            .execute(&pool)
-            .await
-            .expect("edit");
-        pool.close().await;
-        let store = SqliteStore::connect(&url, 2).await.expect("forward again");
-        assert!(found(&store, owner, "original").await.is_empty());
-        assert_eq!(found(&store, owner, "edited").await, ["edited words"]);
-    }
-
-    #[tokio::test]
-    async fn the_database_file_is_created_with_wal() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("new.db");
-        let url = format!("sqlite://{}", path.display());
-        let store = SqliteStore::connect(&url, 2).await.expect("connect");
-        assert!(path.exists());
-        let mode: (String,) = sqlx::query_as("pragma journal_mode")
-            .fetch_one(&store.pool)
-            .await
-            .expect("pragma");
-        assert_eq!(mode.0, "wal");
-        let fk: (i64,) = sqlx::query_as("pragma foreign_keys")
-            .fetch_one(&store.pool)
-            .await
-            .expect("pragma");
-        assert_eq!(fk.0, 1);
-    }
 }

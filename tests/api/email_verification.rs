@@ -119,8 +119,16 @@ async fn the_mail_is_an_eml_file_and_the_log_never_shows_the_token() {
         .wait_for_mail("alice@example.com", "Confirm your email", 1)
         .await;
 
-    assert!(mail.has_header("Subject: Confirm your email"), "{}", mail.raw);
-    assert!(mail.has_header("From: Parley <parley@localhost>"), "{}", mail.raw);
+    assert!(
+        mail.has_header("Subject: Confirm your email"),
+        "{}",
+        mail.raw
+    );
+    assert!(
+        mail.has_header("From: Parley <parley@localhost>"),
+        "{}",
+        mail.raw
+    );
     assert_eq!(mail.token().len(), 43);
 }
 

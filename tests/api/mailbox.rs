@@ -93,7 +93,9 @@ impl TestApp {
 
     /// The token of the newest verification mail to `to` (waiting for it).
     pub async fn verification_token(&self, to: &str) -> String {
-        self.wait_for_mail(to, "Confirm your email", 1).await.token()
+        self.wait_for_mail(to, "Confirm your email", 1)
+            .await
+            .token()
     }
 }
 

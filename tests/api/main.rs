@@ -1,5 +1,5 @@
 //! Black-box tests of the accounts, sessions and HTTP-convention parts of the
-//! contract (`shared/API.md`).
+//! API (`docs/api.md`).
 //!
 //! Every test boots the real server on `127.0.0.1:0` with a fresh database
 //! (SQLite in a temp dir, or a fresh PostgreSQL database when
@@ -9,22 +9,28 @@
 mod auth;
 mod blocking;
 mod chat;
+mod email_verification;
 mod helpers;
 mod http_conventions;
 mod live_revocation;
 mod login;
+mod mailbox;
 mod messages;
 mod operations;
+mod password_reset;
 mod profile;
 mod rate_limits;
 mod refresh_and_logout;
 mod resume;
 mod rooms;
 mod scale_and_supervision;
+mod session_policy;
 mod sessions;
 mod signing;
 mod signing_keys;
+mod smtp;
 mod tokens;
+mod two_factor;
 mod typing_presence;
 mod ws_client;
 mod ws_limits;

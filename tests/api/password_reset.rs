@@ -31,9 +31,7 @@ async fn reset(app: &TestApp, token: &str, new_password: &str) -> Reply {
 
 /// Asks for a reset of `email` and returns the mailed token.
 async fn reset_token(app: &TestApp, email: &str, nth: usize) -> String {
-    forgot(app, email)
-        .await
-        .assert_status(StatusCode::ACCEPTED);
+    forgot(app, email).await.assert_status(StatusCode::ACCEPTED);
     app.wait_for_mail(email, "Reset your password", nth)
         .await
         .token()
@@ -79,7 +77,10 @@ async fn a_reset_closes_live_sockets_with_4003_kills_refresh_and_sets_the_passwo
         .await
         .assert_status(StatusCode::NO_CONTENT);
 
-    assert_eq!(ws.close_code_within(Duration::from_secs(1)).await, Some(4003));
+    assert_eq!(
+        ws.close_code_within(Duration::from_secs(1)).await,
+        Some(4003)
+    );
     assert_eq!(
         phone_ws.close_code_within(Duration::from_secs(1)).await,
         Some(4003)
@@ -87,7 +88,10 @@ async fn a_reset_closes_live_sockets_with_4003_kills_refresh_and_sets_the_passwo
     app.refresh(&alice.refresh)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "invalid_refresh_token");
-    assert_eq!(app.profile_status(&phone.access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.profile_status(&phone.access).await,
+        StatusCode::UNAUTHORIZED
+    );
     Reply::of(app.login("alice", PASSWORD).await)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");

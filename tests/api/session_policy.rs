@@ -72,7 +72,10 @@ async fn the_login_past_max_sessions_per_user_revokes_the_oldest_session() {
         first_ws.close_code_within(Duration::from_secs(1)).await,
         Some(4003)
     );
-    assert_eq!(app.profile_status(&first.access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.profile_status(&first.access).await,
+        StatusCode::UNAUTHORIZED
+    );
     app.refresh(&first.refresh)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "invalid_refresh_token");

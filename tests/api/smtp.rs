@@ -21,8 +21,17 @@ async fn with_smtp_url_set_mail_goes_to_the_smtp_server() {
     app.register_user("alice").await;
     let mail = sink.wait_for_mail("alice@example.com").await;
 
-    assert!(mail.has_header("From: \"Parley Test\" <noreply@parley.test>") || mail.has_header("From: Parley Test <noreply@parley.test>"), "{}", mail.raw);
-    assert!(mail.raw.contains("Confirm your email address"), "{}", mail.raw);
+    assert!(
+        mail.has_header("From: \"Parley Test\" <noreply@parley.test>")
+            || mail.has_header("From: Parley Test <noreply@parley.test>"),
+        "{}",
+        mail.raw
+    );
+    assert!(
+        mail.raw.contains("Confirm your email address"),
+        "{}",
+        mail.raw
+    );
     let token = mail.token();
     let verified = app
         .post_json("/auth/email/verify", &json!({"token": token}))

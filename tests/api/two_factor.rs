@@ -19,7 +19,8 @@ pub fn code(secret: &str, offset_steps: i64) -> String {
         .build()
         .expect("RFC parameters");
     let now = chrono::Utc::now().timestamp() + offset_steps * 30;
-    totp.generate(u64::try_from(now).expect("after 1970")).to_string()
+    totp.generate(u64::try_from(now).expect("after 1970"))
+        .to_string()
 }
 
 /// POST /auth/login with a `totp_code`.
@@ -149,12 +150,14 @@ async fn disabling_needs_the_password_and_a_right_code() {
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
     let (secret, codes) = turn_on_2fa(&app, &alice).await;
-    let disable = |password: &str, code: &str| {
-        json!({"password": password, "code": code})
-    };
+    let disable = |password: &str, code: &str| json!({"password": password, "code": code});
 
     let wrong_code = app
-        .post_json_authed("/auth/2fa/disable", &alice.access, &disable(PASSWORD, "123456"))
+        .post_json_authed(
+            "/auth/2fa/disable",
+            &alice.access,
+            &disable(PASSWORD, "123456"),
+        )
         .await;
     wrong_code.assert_error(StatusCode::FORBIDDEN, "invalid_totp");
     let wrong_password = app
@@ -170,7 +173,11 @@ async fn disabling_needs_the_password_and_a_right_code() {
         .assert_error(StatusCode::UNAUTHORIZED, "totp_required");
 
     let with_recovery = app
-        .post_json_authed("/auth/2fa/disable", &alice.access, &disable(PASSWORD, &codes[0]))
+        .post_json_authed(
+            "/auth/2fa/disable",
+            &alice.access,
+            &disable(PASSWORD, &codes[0]),
+        )
         .await;
     with_recovery.assert_status(StatusCode::NO_CONTENT);
     login_with_code(&app, "alice", None)
@@ -187,7 +194,10 @@ async fn disabling_needs_the_password_and_a_right_code() {
         .map(|e| e.action)
         .collect();
     for action in ["2fa_enabled", "2fa_disabled", "recovery_code_used"] {
-        assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
     }
 }
 
@@ -197,14 +207,22 @@ async fn enabling_needs_a_right_code_after_setup() {
     let alice = app.register_user("alice").await;
 
     let before_setup = app
-        .post_json_authed("/auth/2fa/enable", &alice.access, &json!({"code": "123456"}))
+        .post_json_authed(
+            "/auth/2fa/enable",
+            &alice.access,
+            &json!({"code": "123456"}),
+        )
         .await;
     before_setup.assert_error(StatusCode::CONFLICT, "conflict");
     app.post_authed("/auth/2fa/setup", &alice.access)
         .await
         .assert_status(StatusCode::OK);
     let wrong = app
-        .post_json_authed("/auth/2fa/enable", &alice.access, &json!({"code": "123456"}))
+        .post_json_authed(
+            "/auth/2fa/enable",
+            &alice.access,
+            &json!({"code": "123456"}),
+        )
         .await;
     wrong.assert_error(StatusCode::FORBIDDEN, "invalid_totp");
     login_with_code(&app, "alice", None)

@@ -1,4 +1,4 @@
-//! The room supervisor: spawns one [`RoomActor`] per active room on first
+//! The room supervisor and registry: spawns one [`RoomActor`] per active room on first
 //! use, and forgets it when it stops (idle, deleted) or fails (its state is
 //! reloaded from the store by the next one). A failing room never takes the
 //! supervisor or other rooms down.
@@ -11,21 +11,24 @@ use dashmap::DashMap;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
+use super::actor::RoomActor;
+use super::{RoomHandle, RoomMsg};
+use crate::backlog::Backlog;
 use crate::domain::RoomId;
 use crate::error::ChatError;
-use crate::realtime::Shared;
-use crate::room::{Reply, RoomActor, RoomMsg};
+use crate::presence::Presence;
+use crate::shared::Shared;
 use crate::telemetry;
 
 /// How long a caller waits for a room's answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Live room actors by room (a lookup registry; the supervisor writes it).
-pub type RoomRegistry = Arc<DashMap<RoomId, ActorRef<RoomMsg>>>;
+type RoomRegistry = Arc<DashMap<RoomId, ActorRef<RoomMsg>>>;
 
 /// What the room supervisor does.
 #[derive(Debug)]
-pub enum RoomsMsg {
+enum RoomsMsg {
     /// The room's actor, spawned if needed.
     Get {
         room_id: RoomId,
@@ -35,14 +38,23 @@ pub enum RoomsMsg {
 
 /// The room supervisor.
 #[derive(Debug)]
-pub struct RoomSupervisor {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) registry: RoomRegistry,
+struct RoomSupervisor {
+    rooms: Rooms,
+}
+
+/// Starts the room supervisor behind `rooms`, linked to `parent`; it
+/// registers itself in `rooms` as it starts.
+pub(crate) async fn start_supervisor(
+    rooms: Rooms,
+    parent: ractor::ActorCell,
+) -> Result<(), ractor::SpawnErr> {
+    Actor::spawn_linked(None, RoomSupervisor { rooms }, (), parent).await?;
+    Ok(())
 }
 
 /// Which room each child actor serves.
 #[derive(Debug, Default)]
-pub struct RoomSupervisorState {
+struct RoomSupervisorState {
     children: HashMap<ActorId, RoomId>,
 }
 
@@ -53,9 +65,12 @@ impl Actor for RoomSupervisor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         _args: (),
     ) -> Result<Self::State, ActorProcessingErr> {
+        if self.rooms.supervisor.set(myself).is_err() {
+            return Err("room supervisor started twice".into());
+        }
         Ok(RoomSupervisorState::default())
     }
 
@@ -85,14 +100,16 @@ impl Actor for RoomSupervisor {
         match event {
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 if let Some(room) = state.children.remove(&cell.get_id()) {
-                    self.registry
+                    self.rooms
+                        .registry
                         .remove_if(&room, |_, r| r.get_id() == cell.get_id());
                     tracing::debug!(%room, ?reason, "room actor stopped");
                 }
             }
             SupervisionEvent::ActorFailed(cell, error) => {
                 if let Some(room) = state.children.remove(&cell.get_id()) {
-                    self.registry
+                    self.rooms
+                        .registry
                         .remove_if(&room, |_, r| r.get_id() == cell.get_id());
                     metrics::counter!(telemetry::ACTOR_FAILURES, "actor" => "room").increment(1);
                     tracing::error!(%room, %error, "room actor failed; it restarts from the store on next use");
@@ -100,7 +117,7 @@ impl Actor for RoomSupervisor {
             }
             _ => {}
         }
-        metrics::gauge!(telemetry::ROOMS_ACTIVE).set(self.registry.len() as f64);
+        metrics::gauge!(telemetry::ROOMS_ACTIVE).set(self.rooms.registry.len() as f64);
         Ok(())
     }
 }
@@ -112,17 +129,18 @@ impl RoomSupervisor {
         state: &mut RoomSupervisorState,
         room_id: RoomId,
     ) -> Result<ActorRef<RoomMsg>, ChatError> {
-        if let Some(existing) = self.registry.get(&room_id) {
+        if let Some(existing) = self.rooms.registry.get(&room_id) {
             return Ok(existing.clone());
         }
         let actor = RoomActor {
-            shared: Arc::clone(&self.shared),
+            shared: Arc::clone(&self.rooms.shared),
+            presence: self.rooms.presence.clone(),
         };
         match Actor::spawn_linked(None, actor, room_id, myself.get_cell()).await {
             Ok((room, _handle)) => {
                 state.children.insert(room.get_id(), room_id);
-                self.registry.insert(room_id, room.clone());
-                metrics::gauge!(telemetry::ROOMS_ACTIVE).set(self.registry.len() as f64);
+                self.rooms.registry.insert(room_id, room.clone());
+                metrics::gauge!(telemetry::ROOMS_ACTIVE).set(self.rooms.registry.len() as f64);
                 Ok(room)
             }
             Err(e) => {
@@ -134,19 +152,40 @@ impl RoomSupervisor {
     }
 }
 
-/// How callers reach rooms.
+/// How callers reach rooms: [`Rooms::room`] gives a typed handle. Cheap
+/// to clone.
 #[derive(Debug, Clone)]
 pub struct Rooms {
-    pub(crate) registry: RoomRegistry,
+    pub(super) shared: Arc<Shared>,
+    /// Room actors tell users' presence actors of joins.
+    pub(super) presence: Presence,
+    registry: RoomRegistry,
     /// Requests sent to room actors and not yet answered.
-    pub(crate) backlog: Arc<crate::realtime::Backlog>,
+    backlog: Arc<Backlog>,
     /// Set once the supervisor has started.
-    pub(crate) supervisor: Arc<std::sync::OnceLock<ActorRef<RoomsMsg>>>,
+    supervisor: Arc<std::sync::OnceLock<ActorRef<RoomsMsg>>>,
 }
 
 impl Rooms {
+    /// Rooms over `shared`, reachable once a [`RoomSupervisor`] built
+    /// from them has started.
+    pub(crate) fn new(shared: Arc<Shared>, presence: Presence) -> Self {
+        Self {
+            shared,
+            presence,
+            registry: Arc::default(),
+            backlog: Arc::new(Backlog::new("room")),
+            supervisor: Arc::default(),
+        }
+    }
+
+    /// A handle on one room (its actor is started on the first request).
+    pub fn room(&self, id: RoomId) -> RoomHandle<'_> {
+        RoomHandle::new(self, id)
+    }
+
     /// The room's actor, spawning it when needed.
-    pub async fn get(&self, room_id: RoomId) -> Result<ActorRef<RoomMsg>, ChatError> {
+    async fn get(&self, room_id: RoomId) -> Result<ActorRef<RoomMsg>, ChatError> {
         if let Some(existing) = self.registry.get(&room_id) {
             return Ok(existing.clone());
         }
@@ -172,10 +211,10 @@ impl Rooms {
     /// stopped (idle, or failed) is replaced and asked again; one that fails
     /// while handling the request is not retried (the request may have been
     /// stored), and the caller gets `Unavailable`.
-    pub async fn ask<T: Send + 'static>(
+    pub(super) async fn ask<T: Send + 'static>(
         &self,
         room_id: RoomId,
-        build: impl Fn(Reply<T>) -> RoomMsg,
+        build: impl Fn(super::Reply<T>) -> RoomMsg,
     ) -> Result<T, ChatError> {
         for _attempt in 0..3 {
             let actor = self.get(room_id).await?;
@@ -204,13 +243,14 @@ impl Rooms {
         Err(ChatError::Unavailable("room is restarting".to_owned()))
     }
 
-    /// Tells a live room actor something without waiting; does nothing when
-    /// the room is not active.
-    pub fn tell_if_active(&self, room_id: RoomId, message: RoomMsg) {
+    /// Makes a live room actor panic (tests of supervision only); does
+    /// nothing when the room is not active.
+    #[cfg(feature = "fault-injection")]
+    pub fn crash(&self, room_id: RoomId) {
         if let Some(actor) = self.registry.get(&room_id)
-            && actor.cast(message).is_err()
+            && actor.cast(RoomMsg::Crash).is_err()
         {
-            tracing::debug!(%room_id, "room stopped before a notice reached it");
+            tracing::debug!(%room_id, "room stopped before the crash reached it");
         }
     }
 

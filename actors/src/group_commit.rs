@@ -1,5 +1,5 @@
 //! Group commit across rooms: every room actor hands its batch of sends to
-//! one writer task, which stores whatever batches are waiting together, in
+//! one group commit task, which stores whatever batches are waiting together, in
 //! one transaction (`Store::create_message_groups`). With many rooms each
 //! sending a little, the database sees a few large transactions instead of
 //! one per message, and SQLite keeps a single writer.
@@ -25,14 +25,14 @@ struct Job {
     reply: oneshot::Sender<Answer>,
 }
 
-/// A handle on the writer task; cloned into every room.
+/// A handle on the group commit task; cloned into every room.
 #[derive(Debug, Clone)]
-pub struct MessageWriter {
+pub struct GroupCommit {
     jobs: mpsc::Sender<Job>,
 }
 
-impl MessageWriter {
-    /// Starts the writer task; it ends when the last handle is dropped.
+impl GroupCommit {
+    /// Starts the group commit task; it ends when the last handle is dropped.
     pub fn spawn(store: Arc<dyn Store>) -> Self {
         let (jobs, rx) = mpsc::channel(4096);
         tokio::spawn(run(store, rx));
@@ -44,13 +44,11 @@ impl MessageWriter {
     pub async fn create_messages(&self, batch: Vec<NewMessage>) -> Answer {
         let (reply, answer) = oneshot::channel();
         if self.jobs.send(Job { batch, reply }).await.is_err() {
-            return Err(StoreError::Other(
-                "the message writer has stopped".to_owned(),
-            ));
+            return Err(StoreError::Other("the group commit has stopped".to_owned()));
         }
         answer
             .await
-            .unwrap_or_else(|_| Err(StoreError::Other("the message writer went away".to_owned())))
+            .unwrap_or_else(|_| Err(StoreError::Other("the group commit went away".to_owned())))
     }
 }
 
@@ -76,7 +74,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
         let took = started.elapsed();
         metrics::histogram!(telemetry::COMMIT_DURATION).record(took.as_secs_f64());
         if took >= SLOW_COMMIT {
-            // Every room's sends wait behind this one writer.
+            // Every room's sends wait behind this one group commit.
             tracing::warn!(
                 took_ms = took.as_millis(),
                 messages,
