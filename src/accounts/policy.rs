@@ -65,9 +65,12 @@ impl Policy {
 impl Accounts {
     /// Records that `session` was used (idle policy on). Writes to the store
     /// at most once per quarter of the idle period per session.
-    pub(super) async fn touch(&self, session: SessionId) -> Result<(), AccountError> {
+    ///
+    /// A failed write is logged, not returned: the request it came with is
+    /// fine, and the session at worst looks idle a little early.
+    pub(super) async fn touch(&self, session: SessionId) {
         let Some(idle) = self.policy.session_idle else {
-            return Ok(());
+            return;
         };
         let every = (idle / 4).min(Duration::from_secs(60));
         let now = Instant::now();
@@ -77,9 +80,10 @@ impl Accounts {
         };
         if due {
             self.touched.insert(session, now);
-            self.store.touch_session(session, Utc::now(), None).await?;
+            if let Err(e) = self.store.touch_session(session, Utc::now(), None).await {
+                tracing::warn!(error = %e, %session, "session use not recorded");
+            }
         }
-        Ok(())
     }
 
     /// Whether the refresh token belongs to a live session that has been
