@@ -111,7 +111,7 @@ async fn resending_sends_a_new_mail_and_is_rate_limited() {
 }
 
 #[tokio::test]
-async fn the_mail_is_an_eml_file_and_the_log_never_shows_the_token() {
+async fn the_mail_is_an_eml_file_with_the_token_on_a_line_of_its_own() {
     let app = spawn_app().await;
     app.register_user("alice").await;
 
