@@ -3,7 +3,7 @@
 //! Machines here are noisy; the ratio measured in one run is the figure
 //! that counts.
 //!
-//! The reference server (see `reference.rs`) runs by default in a process
+//! The reference server (see `reference/`) runs by default in a process
 //! of its own, like Parley: the harness starts `parley-loadtest
 //! reference-server` from its own executable, reads the address line, and
 //! samples the process's RSS and CPU from /proc as it does Parley's. Its
