@@ -183,6 +183,10 @@ impl Application {
         let upkeep = tokio::spawn(upkeep(state.clone(), shutdown.clone()));
         let idle_sweep = tokio::spawn(sweep_idle_sessions(state.clone(), shutdown.clone()));
         let heartbeat = tokio::spawn(heartbeat(state.clone(), shutdown.clone()));
+        let db_sampler = tokio::spawn(telemetry::sample_database(
+            state.store.clone(),
+            shutdown.clone(),
+        ));
         let metrics_server = metrics_listener.map(|listener| {
             let router = http::metrics_router(state.clone());
             let stop = shutdown.clone();
@@ -223,7 +227,14 @@ impl Application {
             }
         };
         shutdown.cancel();
-        for task in [signals, upkeep, idle_sweep, heartbeat, sockets_closed] {
+        for task in [
+            signals,
+            upkeep,
+            idle_sweep,
+            heartbeat,
+            db_sampler,
+            sockets_closed,
+        ] {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "background task failed");
             }

@@ -3,10 +3,12 @@
 //! Metric names live here as constants so that dashboards (`grafana/`) and
 //! code agree on them.
 
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use parley_actors::store::Store;
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -38,6 +40,40 @@ pub const SEARCH_INDEXED: &str = "search_indexed_messages_total";
 /// Gauge: messages stored but not yet in the SQLite search index (as of the
 /// indexer's last pass).
 pub const SEARCH_INDEX_BACKLOG: &str = "search_index_backlog";
+
+/// Gauge: database pool connections by `state` (`in_use`, `idle`).
+pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
+/// Gauge: the most connections the database pool opens.
+pub const DB_POOL_MAX: &str = "db_pool_max_connections";
+/// Histogram (seconds): how long taking a connection from the pool took,
+/// sampled every [`DB_SAMPLE_INTERVAL`] (the wait a request would see).
+pub const DB_POOL_ACQUIRE_DURATION: &str = "db_pool_acquire_duration_seconds";
+/// Histogram (seconds): a database round trip (`select 1`), sampled.
+pub const DB_PING_DURATION: &str = "db_ping_duration_seconds";
+/// Gauge: 1 when the last sampled database round trip succeeded, else 0.
+pub const DB_UP: &str = "db_up";
+
+/// How often the database figures are sampled.
+pub const DB_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+/// A sample that takes longer counts the database as down.
+const DB_SAMPLE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Every `reason` label of [`AUTH_FAILURES`], registered at zero.
+const AUTH_FAILURE_REASONS: &[&str] = &[
+    "missing",
+    "expired",
+    "invalid",
+    "revoked",
+    "invalid_credentials",
+    "locked",
+    "refresh_reuse",
+    "invalid_refresh_token",
+    "invalid_password",
+];
+/// Every `scope` label of [`RATE_LIMITED`], registered at zero.
+const RATE_LIMIT_SCOPES: &[&str] = &["register", "login", "api"];
+/// Every `actor` label of `actor_failures_total`, registered at zero.
+const ACTOR_KINDS: &[&str] = &["room", "connection", "presence"];
 
 /// Latency buckets (seconds) shared by every histogram, so they aggregate
 /// across nodes (summaries would not).
@@ -100,6 +136,7 @@ pub fn metrics_handle() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
             }
             describe();
+            register_zeroes();
             spawn_upkeep(handle.clone());
             handle
         })
@@ -120,6 +157,86 @@ fn spawn_upkeep(handle: PrometheusHandle) {
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "could not start the metrics upkeep thread; histogram samples are kept until /metrics is scraped");
     }
+}
+
+/// Registers every counter and gauge whose series are known in advance, at
+/// zero, so that `/metrics` shows them from the start: a dashboard panel or
+/// an alert on a counter that has not fired yet then reads 0, not "no
+/// data". Runs once, right after the recorder is installed and before
+/// anything records.
+fn register_zeroes() {
+    use parley_actors::telemetry as rt;
+    for name in [
+        LOCKOUTS,
+        SEARCH_INDEXED,
+        rt::SHED,
+        rt::SLOW_CONSUMER_CLOSES,
+        rt::WS_RATE_LIMITED,
+        rt::MESSAGES_STORED,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for reason in AUTH_FAILURE_REASONS {
+        metrics::counter!(AUTH_FAILURES, "reason" => *reason).increment(0);
+    }
+    for scope in RATE_LIMIT_SCOPES {
+        metrics::counter!(RATE_LIMITED, "scope" => *scope).increment(0);
+    }
+    for actor in ACTOR_KINDS {
+        metrics::counter!(rt::ACTOR_FAILURES, "actor" => *actor).increment(0);
+    }
+    for name in [
+        rt::WS_CONNECTIONS,
+        rt::ROOMS_ACTIVE,
+        rt::USERS_ONLINE,
+        REVOKED_SESSIONS_TRACKED,
+    ] {
+        metrics::gauge!(name).set(0.0);
+    }
+}
+
+/// Samples the database every [`DB_SAMPLE_INTERVAL`] until `shutdown`:
+/// pool connections in use and idle, the wait for a connection, a round
+/// trip's latency, and whether it answered at all ([`DB_UP`]). The first
+/// sample is taken at once, so the figures are there from the start.
+pub async fn sample_database(store: Arc<dyn Store>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(DB_SAMPLE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => sample_database_once(store.as_ref()).await,
+            () = shutdown.cancelled() => break,
+        }
+    }
+}
+
+async fn sample_database_once(store: &dyn Store) {
+    let stats = store.pool_stats();
+    let idle = stats.idle.min(stats.size);
+    metrics::gauge!(DB_POOL_CONNECTIONS, "state" => "in_use").set(f64::from(stats.size - idle));
+    metrics::gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(f64::from(idle));
+    metrics::gauge!(DB_POOL_MAX).set(f64::from(stats.max));
+    match tokio::time::timeout(DB_SAMPLE_TIMEOUT, store.acquire_wait()).await {
+        Ok(Ok(waited)) => {
+            metrics::histogram!(DB_POOL_ACQUIRE_DURATION).record(waited.as_secs_f64());
+        }
+        // A pool that gives no connection within the timeout waited at
+        // least that long.
+        Ok(Err(_)) | Err(_) => {
+            metrics::histogram!(DB_POOL_ACQUIRE_DURATION).record(DB_SAMPLE_TIMEOUT.as_secs_f64());
+        }
+    }
+    let started = Instant::now();
+    let up = matches!(
+        tokio::time::timeout(DB_SAMPLE_TIMEOUT, store.ping()).await,
+        Ok(Ok(()))
+    );
+    if up {
+        metrics::histogram!(DB_PING_DURATION).record(started.elapsed().as_secs_f64());
+    } else {
+        tracing::warn!("the database did not answer its health sample");
+    }
+    metrics::gauge!(DB_UP).set(if up { 1.0 } else { 0.0 });
 }
 
 fn describe() {
@@ -195,6 +312,35 @@ fn describe() {
     metrics::describe_counter!(
         rt::MESSAGES_STORED,
         "Chat messages stored (idempotent retries not counted)"
+    );
+    metrics::describe_gauge!(
+        DB_POOL_CONNECTIONS,
+        "Database pool connections by state (in_use, idle)"
+    );
+    metrics::describe_gauge!(DB_POOL_MAX, "Most connections the database pool opens");
+    metrics::describe_histogram!(
+        DB_POOL_ACQUIRE_DURATION,
+        metrics::Unit::Seconds,
+        "Wait for a pooled database connection (sampled every 5 s)"
+    );
+    metrics::describe_histogram!(
+        DB_PING_DURATION,
+        metrics::Unit::Seconds,
+        "Database round trip (select 1), sampled every 5 s"
+    );
+    metrics::describe_gauge!(
+        DB_UP,
+        "1 when the last sampled database round trip succeeded, else 0"
+    );
+    metrics::describe_counter!(SEARCH_INDEXED, "Messages the SQLite search indexer indexed");
+    metrics::describe_histogram!(
+        SEARCH_INDEX_PASS_DURATION,
+        metrics::Unit::Seconds,
+        "One pass of the SQLite search indexer"
+    );
+    metrics::describe_gauge!(
+        SEARCH_INDEX_BACKLOG,
+        "Messages not yet in the SQLite search index"
     );
     metrics::describe_gauge!(
         REVOKED_SESSIONS_TRACKED,

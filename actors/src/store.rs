@@ -121,6 +121,41 @@ pub struct NewAccountToken {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A connection pool's figures at one instant, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open (in use plus idle).
+    pub size: u32,
+    /// Open connections nobody holds.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
+}
+
+/// Filters of the admin user list ([`Store::list_users`]); `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Case-insensitive substring of the username, email or display name.
+    pub q: Option<String>,
+    /// Only users with this status.
+    pub status: Option<UserStatus>,
+    /// Only users with this role.
+    pub role: Option<Role>,
+}
+
+/// A user with the activity figures the admin user list shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserActivity {
+    /// The account.
+    pub user: User,
+    /// The latest `last_seen_at` of any of the user's sessions.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Sessions not revoked.
+    pub open_sessions: u64,
+    /// Messages the user has written (deleted ones included).
+    pub messages: u64,
+}
+
 /// The outcome of recording one failed login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginFailure {
@@ -200,6 +235,22 @@ pub enum RefreshOutcome {
     Dead,
     /// No such token.
     Unknown,
+}
+
+/// Filters of the audit log list ([`Store::list_audit_page`]); `None`
+/// means any.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only entries by this actor.
+    pub actor_id: Option<UserId>,
+    /// Only entries with this action.
+    pub action: Option<String>,
+    /// Only entries about this target id.
+    pub target_id: Option<String>,
+    /// Only entries at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Only entries before this instant.
+    pub to: Option<DateTime<Utc>>,
 }
 
 /// A row for the audit log.
@@ -708,6 +759,14 @@ pub trait Store: ChatStore + Send + Sync + std::fmt::Debug + 'static {
     /// Closes the pool; every later call fails with `Unavailable`.
     async fn close(&self);
 
+    /// The connection pool's figures now (all zero for a store without one).
+    fn pool_stats(&self) -> PoolStats;
+
+    /// Takes a connection from the pool and gives it straight back;
+    /// returns how long the wait for it took (the pool's acquire latency,
+    /// sampled).
+    async fn acquire_wait(&self) -> StoreResult<std::time::Duration>;
+
     // ---- users ----------------------------------------------------------
 
     /// Inserts a user. A taken username or email is `Conflict { field }`.
@@ -719,6 +778,19 @@ pub trait Store: ChatStore + Send + Sync + std::fmt::Debug + 'static {
     /// A user by username or by email (both stored lowercase; `login` is
     /// lowercased by the caller).
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>>;
+
+    /// Users ordered by username, at most `limit`, starting after the user
+    /// `after` (cursor) when given, with their activity figures.
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserActivity>>;
+
+    /// How many users are active admins (the last one may not be demoted,
+    /// suspended or banned).
+    async fn count_active_admins(&self) -> StoreResult<u64>;
 
     /// Counts one failed login. When the count reaches `max_failures` the
     /// account is locked until `lock_until` and the count starts again.
@@ -892,6 +964,15 @@ pub trait Store: ChatStore + Send + Sync + std::fmt::Debug + 'static {
     async fn list_audit_entries(
         &self,
         action: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Entries matching `filter`, newest first, at most `limit`, starting
+    /// after the entry `after` (cursor) when given (the admin API).
+    async fn list_audit_page(
+        &self,
+        filter: &AuditFilter,
+        after: Option<AuditId>,
         limit: u32,
     ) -> StoreResult<Vec<AuditEntry>>;
 }

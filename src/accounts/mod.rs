@@ -247,23 +247,18 @@ impl Accounts {
         }
     }
 
-    /// Records an admin action in the audit log.
+    /// Records an admin action on `target` (`(kind, id)`, e.g. `("user",
+    /// id)`) in the audit log.
     pub async fn audit_admin(
         &self,
         action: &str,
         admin: UserId,
-        target: UserId,
+        target: (&str, String),
         client: &Client,
         details: Value,
     ) {
-        self.audit(
-            action,
-            Some(admin),
-            Some(("user", target.to_string())),
-            client,
-            details,
-        )
-        .await;
+        self.audit(action, Some(admin), Some(target), client, details)
+            .await;
     }
 
     async fn open_session(&self, user: User, client: &Client) -> Result<Issued, AccountError> {

@@ -108,6 +108,22 @@ impl Accounts {
         Ok(())
     }
 
+    /// Revokes any user's session for an admin, through the same path as
+    /// a user's own revocation (its sockets close with 4003 at once);
+    /// returns the session as it was. [`AccountError::NotFound`] when it
+    /// is unknown or already revoked.
+    pub async fn revoke_any_session(&self, session: SessionId) -> Result<Session, AccountError> {
+        let found = match self.store.session_by_id(session).await? {
+            Some(s) if s.revoked_at.is_none() => s,
+            _ => return Err(AccountError::NotFound),
+        };
+        if !self.revoke(session, "admin").await? {
+            // Revoked by someone else in the meantime.
+            return Err(AccountError::NotFound);
+        }
+        Ok(found)
+    }
+
     /// Revokes every session of `user` but `current`; returns how many.
     pub async fn revoke_other_sessions(
         &self,

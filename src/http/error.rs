@@ -78,6 +78,9 @@ pub enum ApiError {
     /// 409: the state does not allow it (already a member, invite pending …).
     #[error("{0}")]
     ConflictWith(&'static str),
+    /// 409 `last_admin`: the change would leave no active admin.
+    #[error("the last active admin cannot be demoted, suspended or banned")]
+    LastAdmin,
     /// 413: the body is larger than allowed.
     #[error("request body is too large")]
     PayloadTooLarge,
@@ -159,6 +162,7 @@ impl ApiError {
                 Some(json!({ "field": field })),
             ),
             ConflictWith(_) => (StatusCode::CONFLICT, "conflict", None),
+            LastAdmin => (StatusCode::CONFLICT, "last_admin", None),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
             UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -9,10 +9,11 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use parley_actors::domain::{Role, SessionId, UserId};
+use parley_actors::domain::{Role, SessionId, UserId, UserStatus};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::state::AppState;
 use crate::accounts::{Client, Identity};
 use crate::config::Settings;
 
@@ -153,6 +154,71 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
             .get::<AuthUser>()
             .cloned()
             .ok_or(ApiError::Unauthenticated)
+    }
+}
+
+/// The caller's role as stored now, when the account is active. The token's
+/// role is not trusted: it may predate a demotion or a suspension.
+async fn stored_role(state: &AppState, auth: &AuthUser) -> Result<Option<Role>, ApiError> {
+    Ok(match state.store.user_by_id(auth.user_id).await? {
+        Some(user) if user.status == UserStatus::Active => Some(user.role),
+        _ => None,
+    })
+}
+
+/// An authenticated caller who is an active admin, checked in the store on
+/// every request so that a demoted admin loses access at once. Anyone else
+/// (moderators included) gets 403; no token, 401. With `admin_require_2fa`
+/// on, an admin without 2FA gets 403 `two_factor_required`.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let auth = AuthUser::from_request_parts(parts, state).await?;
+        match state.store.user_by_id(auth.user_id).await? {
+            Some(user) if user.status == UserStatus::Active && user.role == Role::Admin => {
+                // `admin_require_2fa`: turning 2FA on (`/auth/2fa/*`) is not
+                // an admin route, so an admin can always get out of this.
+                if state.settings.admin_require_2fa && !user.two_factor_enabled {
+                    return Err(ApiError::TwoFactorRequired);
+                }
+                Ok(Self(auth))
+            }
+            _ => Err(ApiError::Forbidden("admin role required")),
+        }
+    }
+}
+
+/// An authenticated caller who may work the moderation queue: an active
+/// moderator or admin. A moderator may read the report queue and resolve
+/// reports, and nothing else: every other admin route takes [`AdminUser`].
+/// Anyone else gets 403; no token, 401.
+#[derive(Debug, Clone)]
+pub struct ModeratorUser {
+    /// The caller.
+    pub auth: AuthUser,
+    /// `Moderator` or `Admin`, as stored now.
+    pub role: Role,
+}
+
+impl FromRequestParts<AppState> for ModeratorUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let auth = AuthUser::from_request_parts(parts, state).await?;
+        match stored_role(state, &auth).await? {
+            Some(role @ (Role::Admin | Role::Moderator)) => Ok(Self { auth, role }),
+            _ => Err(ApiError::Forbidden("moderator or admin role required")),
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use parley_actors::domain::UserId;
 use parley_actors::store::{
     AuditEntry, Block, Invite, Member, Membership, Message, Room, Session, StoreError, StoreResult,
-    User,
+    User, UserActivity,
 };
 
 /// A time as stored: unix milliseconds (sub-millisecond precision is dropped).
@@ -108,6 +108,30 @@ impl UserRow {
             locked_until: from_ms_opt(self.locked_until)?,
             created_at: from_ms(self.created_at)?,
             updated_at: from_ms(self.updated_at)?,
+        })
+    }
+}
+
+/// A `users` row with the activity columns of the admin user list.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct UserActivityRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    last_seen_at: Option<i64>,
+    open_sessions: i64,
+    messages: i64,
+}
+
+impl UserActivityRow {
+    pub(super) fn into_activity(self) -> StoreResult<UserActivity> {
+        let count = |what: &str, n: i64| {
+            u64::try_from(n).map_err(|_| StoreError::Other(format!("{what} count {n} < 0")))
+        };
+        Ok(UserActivity {
+            last_seen_at: from_ms_opt(self.last_seen_at)?,
+            open_sessions: count("session", self.open_sessions)?,
+            messages: count("message", self.messages)?,
+            user: self.user.into_user()?,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! `PARLEY_TEST_DATABASE_URL` is set) and talks plain HTTP to it. One binary,
 //! so the crate links once; one module per area.
 
+mod admin;
 mod auth;
 mod blocking;
 mod chat;
@@ -19,6 +20,7 @@ mod messages;
 mod operations;
 mod password_reset;
 mod profile;
+mod prometheus;
 mod rate_limits;
 mod refresh_and_logout;
 mod resume;

@@ -60,6 +60,64 @@ async fn metrics_are_prometheus_text_counting_http_requests() {
     );
 }
 
+/// Every metric a dashboard panel or an alert reads, as `/metrics` must
+/// show it from the start (counters at zero), before anything happened.
+const EXPORTED_FROM_THE_START: &[&str] = &[
+    "actor_failures_total{actor=\"room\"}",
+    "actor_failures_total{actor=\"connection\"}",
+    "actor_failures_total{actor=\"presence\"}",
+    "ws_events_shed_total",
+    "ws_slow_consumer_closes_total",
+    "ws_rate_limited_total",
+    "messages_stored_total",
+    "account_lockouts_total",
+    "auth_failures_total{reason=\"invalid_credentials\"}",
+    "rate_limited_total{scope=\"api\"}",
+    "ws_connections",
+    "users_online",
+    "rooms_active",
+    "db_pool_connections{state=\"in_use\"}",
+    "db_pool_connections{state=\"idle\"}",
+    "db_pool_max_connections",
+    "db_pool_acquire_duration_seconds_bucket",
+    "db_ping_duration_seconds_bucket",
+    "db_up",
+];
+
+#[tokio::test]
+async fn every_metric_is_exported_from_the_start_and_the_database_pool_is_sampled() {
+    let app = spawn_app().await;
+    // The database sampler runs as the server starts; give it a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let text = loop {
+        let reply = app.get_ops("/metrics").await;
+        reply.assert_status(StatusCode::OK);
+        let missing = EXPORTED_FROM_THE_START
+            .iter()
+            .any(|name| !reply.text.lines().any(|l| l.starts_with(name)));
+        if !missing || std::time::Instant::now() > deadline {
+            break reply.text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    for name in EXPORTED_FROM_THE_START {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "{name} missing from /metrics:\n{text}"
+        );
+    }
+    assert!(
+        text.lines().any(|l| l == "db_up 1"),
+        "the database answers: {text}"
+    );
+    let max = text
+        .lines()
+        .find_map(|l| l.strip_prefix("db_pool_max_connections "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .expect("a pool size");
+    assert!(max >= 1.0, "db_pool_max_connections {max}");
+}
+
 #[tokio::test]
 async fn a_wrong_method_is_counted_under_its_route() {
     let app = spawn_app().await;
@@ -145,6 +203,11 @@ async fn the_openapi_document_is_3_1_and_lists_the_account_routes() {
         "/api/v1/sessions",
         "/api/v1/sessions/{id}",
         "/api/v1/users/profile",
+        "/api/v1/admin/users",
+        "/api/v1/admin/users/{id}",
+        "/api/v1/admin/sessions",
+        "/api/v1/admin/sessions/{id}",
+        "/api/v1/admin/audit",
     ] {
         assert!(
             paths.contains_key(path),

@@ -20,10 +20,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AuditEntry, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member, Membership,
-    Message, NewAccountToken, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom,
-    NewSession, NewUser, RefreshOutcome, Room, RoomPatch, Session, Store, StoreError, StoreResult,
-    TotpState, UNREAD_WINDOW, User,
+    AuditEntry, AuditFilter, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member,
+    Membership, Message, NewAccountToken, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken,
+    NewRoom, NewSession, NewUser, PoolStats, RefreshOutcome, Room, RoomPatch, Session, Store,
+    StoreError, StoreResult, TotpState, UNREAD_WINDOW, User, UserActivity, UserFilter,
 };
 use crate::domain::{
     Emoji, InviteId, InviteStatus, MessageBody, MessageId, Role, RoomId, RoomRole, SessionId,
@@ -684,6 +684,15 @@ impl Store for MemoryStore {
 
     async fn close(&self) {}
 
+    fn pool_stats(&self) -> PoolStats {
+        // No pool: every call answers at once.
+        PoolStats::default()
+    }
+
+    async fn acquire_wait(&self) -> StoreResult<std::time::Duration> {
+        Ok(std::time::Duration::ZERO)
+    }
+
     async fn create_user(&self, new: NewUser) -> StoreResult<User> {
         let mut data = self.data();
         if data.users.values().any(|u| u.username == new.username) {
@@ -728,6 +737,65 @@ impl Store for MemoryStore {
                     || u.email.as_str().to_lowercase() == login
             })
             .cloned())
+    }
+
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserActivity>> {
+        let data = self.data();
+        let q = filter.q.as_deref().map(str::to_lowercase);
+        // An unknown cursor yields an empty page, as in the SQL stores.
+        let after = match after {
+            None => None,
+            Some(id) => match data.users.get(&id) {
+                Some(u) => Some(u.username.as_str().to_owned()),
+                None => return Ok(Vec::new()),
+            },
+        };
+        let mut users: Vec<&User> = data
+            .users
+            .values()
+            .filter(|u| filter.status.is_none_or(|s| u.status == s))
+            .filter(|u| filter.role.is_none_or(|r| u.role == r))
+            .filter(|u| {
+                q.as_deref().is_none_or(|q| {
+                    u.username.as_str().to_lowercase().contains(q)
+                        || u.email.as_str().to_lowercase().contains(q)
+                        || u.display_name
+                            .as_deref()
+                            .is_some_and(|d| d.to_lowercase().contains(q))
+                })
+            })
+            .filter(|u| after.as_deref().is_none_or(|a| u.username.as_str() > a))
+            .collect();
+        users.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
+        users.truncate(limit as usize);
+        // Sessions are not kept here: no last-seen time, no open session.
+        Ok(users
+            .into_iter()
+            .map(|u| UserActivity {
+                user: u.clone(),
+                last_seen_at: None,
+                open_sessions: 0,
+                messages: data
+                    .messages
+                    .values()
+                    .filter(|m| m.author_id == Some(u.id))
+                    .count() as u64,
+            })
+            .collect())
+    }
+
+    async fn count_active_admins(&self) -> StoreResult<u64> {
+        Ok(self
+            .data()
+            .users
+            .values()
+            .filter(|u| u.role == Role::Admin && u.status == UserStatus::Active)
+            .count() as u64)
     }
 
     async fn record_login_failure(
@@ -919,6 +987,15 @@ impl Store for MemoryStore {
     async fn list_audit_entries(
         &self,
         _action: Option<&str>,
+        _limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        Err(unkept("audit log"))
+    }
+
+    async fn list_audit_page(
+        &self,
+        _filter: &AuditFilter,
+        _after: Option<crate::domain::AuditId>,
         _limit: u32,
     ) -> StoreResult<Vec<AuditEntry>> {
         Err(unkept("audit log"))

@@ -1,6 +1,7 @@
 //! The audit log: who did what, appended and listed newest first.
 
-use parley_actors::store::{AuditEntry, NewAuditEntry, StoreResult};
+use parley_actors::domain::AuditId;
+use parley_actors::store::{AuditEntry, AuditFilter, NewAuditEntry, StoreResult};
 
 use crate::storage::rows::{AuditRow, to_ms};
 
@@ -45,6 +46,42 @@ impl SqlStore {
              limit $2",
         )
         .bind(action)
+        .bind(i64::from(limit))
+        .all_into(&self.pool, AuditRow::into_entry)
+        .await
+    }
+
+    /// Entries matching `filter`, newest first, at most `limit`, starting
+    /// after the entry `after` (cursor) when given.
+    pub(super) async fn list_audit_page(
+        &self,
+        filter: &AuditFilter,
+        after: Option<AuditId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        // Keyset pagination on (at desc, id desc), as for sessions; an
+        // unknown cursor yields an empty page.
+        sqlx::query_as::<_, AuditRow>(
+            "select a.id, a.at, a.actor_id, a.action, a.target_type, a.target_id, a.ip, \
+               a.user_agent, a.request_id, a.details \
+             from audit_log a \
+             where ($1 is null or a.actor_id = $1) \
+               and ($2 is null or a.action = $2) \
+               and ($3 is null or a.target_id = $3) \
+               and ($4 is null or a.at >= $4) \
+               and ($5 is null or a.at < $5) \
+               and ($6 is null or exists ( \
+                 select 1 from audit_log c where c.id = $6 \
+                   and (a.at < c.at or (a.at = c.at and a.id < c.id)))) \
+             order by a.at desc, a.id desc \
+             limit $7",
+        )
+        .bind(filter.actor_id.map(|id| id.to_string()))
+        .bind(filter.action.as_deref())
+        .bind(filter.target_id.as_deref())
+        .bind(filter.from.map(to_ms))
+        .bind(filter.to.map(to_ms))
+        .bind(after.map(|id| id.to_string()))
         .bind(i64::from(limit))
         .all_into(&self.pool, AuditRow::into_entry)
         .await

@@ -11,13 +11,14 @@ use parley_actors::domain::{
     UserId, UserStatus,
 };
 use parley_actors::store::{
-    AuditEntry, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member, Membership,
-    Message, NewAccountToken, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom,
-    NewSession, NewUser, RefreshOutcome, Room, RoomPatch, Session, Store, StoreResult, TotpState,
-    User,
+    AuditEntry, AuditFilter, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member,
+    Membership, Message, NewAccountToken, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken,
+    NewRoom, NewSession, NewUser, PoolStats, RefreshOutcome, Room, RoomPatch, Session, Store,
+    StoreResult, TotpState, User, UserActivity, UserFilter,
 };
 
 use super::{Run, SqlStore};
+use crate::storage::errors::db_err;
 
 #[async_trait]
 impl ChatStore for SqlStore {
@@ -260,6 +261,22 @@ impl Store for SqlStore {
         self.pool.close().await;
     }
 
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
+    async fn acquire_wait(&self) -> StoreResult<std::time::Duration> {
+        let started = std::time::Instant::now();
+        let conn = self.pool.acquire().await.map_err(db_err)?;
+        let waited = started.elapsed();
+        drop(conn);
+        Ok(waited)
+    }
+
     // ---- users ----------------------------------------------------------
     async fn create_user(&self, new: NewUser) -> StoreResult<User> {
         SqlStore::create_user(self, new).await
@@ -271,6 +288,19 @@ impl Store for SqlStore {
 
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>> {
         SqlStore::user_by_login(self, login).await
+    }
+
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserActivity>> {
+        SqlStore::list_users(self, filter, after, limit).await
+    }
+
+    async fn count_active_admins(&self) -> StoreResult<u64> {
+        SqlStore::count_active_admins(self).await
     }
 
     async fn record_login_failure(
@@ -457,5 +487,14 @@ impl Store for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<AuditEntry>> {
         SqlStore::list_audit_entries(self, action, limit).await
+    }
+
+    async fn list_audit_page(
+        &self,
+        filter: &AuditFilter,
+        after: Option<parley_actors::domain::AuditId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        SqlStore::list_audit_page(self, filter, after, limit).await
     }
 }

@@ -4,10 +4,12 @@
 
 use chrono::{DateTime, Utc};
 use parley_actors::domain::{Role, UserId, UserStatus};
-use parley_actors::store::{LoginFailure, NewUser, StoreError, StoreResult, User};
+use parley_actors::store::{
+    LoginFailure, NewUser, StoreError, StoreResult, User, UserActivity, UserFilter,
+};
 
 use crate::storage::errors::expect_found;
-use crate::storage::rows::{UserRow, from_ms_opt, to_ms};
+use crate::storage::rows::{UserActivityRow, UserRow, from_ms_opt, to_ms};
 
 use super::{Fetch, Run, SqlStore};
 
@@ -56,6 +58,55 @@ impl SqlStore {
         .bind(login)
         .optional_into(&self.pool, UserRow::into_user)
         .await
+    }
+
+    /// Users ordered by username, at most `limit`, starting after the user
+    /// `after` (cursor) when given, with their activity figures.
+    pub(super) async fn list_users(
+        &self,
+        filter: &UserFilter,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserActivity>> {
+        // Keyset pagination on the (unique) username; an unknown cursor
+        // compares with null and yields an empty page. The activity
+        // figures are correlated subqueries on indexed columns
+        // (`sessions.user_id`, `messages.author_id`), run for one page
+        // of users only.
+        let pattern = filter.q.as_deref().map(like_pattern);
+        sqlx::query_as::<_, UserActivityRow>(concat!(
+            "select ",
+            user_columns!(),
+            ", (select max(s.last_seen_at) from sessions s where s.user_id = users.id) \
+                 as last_seen_at, \
+               (select count(*) from sessions s \
+                 where s.user_id = users.id and s.revoked_at is null) as open_sessions, \
+               (select count(*) from messages m where m.author_id = users.id) as messages \
+             from users \
+             where ($1 is null or username like $1 escape '\\' or email like $1 escape '\\' \
+                    or lower(coalesce(display_name, '')) like $1 escape '\\') \
+               and ($2 is null or status = $2) \
+               and ($3 is null or role = $3) \
+               and ($4 is null or username > (select c.username from users c where c.id = $4)) \
+             order by username \
+             limit $5"
+        ))
+        .bind(pattern)
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.role.map(|r| r.as_str()))
+        .bind(after.map(|id| id.to_string()))
+        .bind(i64::from(limit))
+        .all_into(&self.pool, UserActivityRow::into_activity)
+        .await
+    }
+
+    /// How many users are active admins.
+    pub(super) async fn count_active_admins(&self) -> StoreResult<u64> {
+        let (n,): (i64,) =
+            sqlx::query_as("select count(*) from users where role = 'admin' and status = 'active'")
+                .one(&self.pool)
+                .await?;
+        u64::try_from(n).map_err(|_| StoreError::Other(format!("admin count {n} < 0")))
     }
 
     /// Counts one failed login. When the count reaches `max_failures` the
@@ -147,5 +198,30 @@ impl SqlStore {
         .run(&self.pool)
         .await?;
         expect_found(done, "user", id)
+    }
+}
+
+/// A `like` pattern matching `q` anywhere, lowercased (usernames and
+/// emails are stored lowercase), with `\\`, `%` and `_` taken literally.
+fn like_pattern(q: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn like_patterns_take_wildcards_literally() {
+        assert_eq!(like_pattern("Ann"), "%ann%");
+        assert_eq!(like_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
     }
 }

@@ -96,6 +96,7 @@ macro_rules! store_test_suite {
             users::taken_usernames_and_emails_conflict_on_that_field,
             users::login_failures_lock_the_account_at_the_threshold,
             users::role_status_and_password_changes_are_stored,
+            users::the_user_list_filters_pages_and_counts_activity,
             two_factor::totp_is_set_up_enabled_and_disabled,
             two_factor::a_totp_step_and_a_recovery_code_are_good_once,
             account_tokens::a_token_is_spent_once_before_expiry_for_its_purpose,

@@ -174,3 +174,120 @@ pub(super) async fn role_status_and_password_changes_are_stored(_: String, store
         .expect_err("unknown user");
     assert!(matches!(err, StoreError::Other(_)), "{err:?}");
 }
+
+pub(super) async fn the_user_list_filters_pages_and_counts_activity(
+    _: String,
+    store: Arc<dyn Store>,
+) {
+    use parley_actors::store::UserFilter;
+
+    use super::{new_message, new_session, room_with, token};
+
+    let (anna, annabel, bob) = (
+        store.create_user(new_user("anna")).await.expect("anna").id,
+        store
+            .create_user(new_user("annabel"))
+            .await
+            .expect("annabel")
+            .id,
+        store.create_user(new_user("bob")).await.expect("bob").id,
+    );
+    // anna: two sessions (one revoked later), seen last at t(50); two messages.
+    for (i, at) in [t(20), t(50)].into_iter().enumerate() {
+        let new = new_session(anna, t(0));
+        let refresh = token(&format!("h{i}"), new.id, t(0));
+        let session = store.create_session(new, refresh).await.expect("session");
+        store
+            .touch_session(session.id, at, None)
+            .await
+            .expect("touch");
+        if i == 1 {
+            store
+                .revoke_session(session.id, "logout", t(60))
+                .await
+                .expect("revoke");
+        }
+    }
+    let room = room_with(store.as_ref(), anna, &[]).await;
+    store
+        .create_messages(vec![
+            new_message(room.id, anna, "one"),
+            new_message(room.id, anna, "two"),
+        ])
+        .await
+        .expect("messages");
+    store
+        .update_user_role_status(bob, Some(Role::Admin), Some(UserStatus::Suspended), t(5))
+        .await
+        .expect("bob");
+
+    let list = |filter: UserFilter, after: Option<UserId>, limit: u32| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .list_users(&filter, after, limit)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|a| (a.user.username.as_str().to_owned(), a))
+                .collect::<Vec<_>>()
+        }
+    };
+    let names = |rows: &[(String, parley_actors::store::UserActivity)]| {
+        rows.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()
+    };
+
+    let all = list(UserFilter::default(), None, 10).await;
+    assert_eq!(names(&all), ["anna", "annabel", "bob"]);
+    let a = &all[0].1;
+    assert_eq!((a.open_sessions, a.messages), (1, 2));
+    assert_eq!(
+        a.last_seen_at,
+        Some(t(50)),
+        "revoked sessions count as seen"
+    );
+    let b = &all[1].1;
+    assert_eq!((b.open_sessions, b.messages, b.last_seen_at), (0, 0, None));
+
+    let q = |q: &str| UserFilter {
+        q: Some(q.to_owned()),
+        ..UserFilter::default()
+    };
+    assert_eq!(names(&list(q("ANN"), None, 10).await), ["anna", "annabel"]);
+    assert_eq!(names(&list(q("bob@example"), None, 10).await), ["bob"]);
+    assert!(list(q("%"), None, 10).await.is_empty(), "% is literal");
+    assert!(list(q("a_n"), None, 10).await.is_empty(), "_ is literal");
+    let suspended_admins = UserFilter {
+        status: Some(UserStatus::Suspended),
+        role: Some(Role::Admin),
+        ..UserFilter::default()
+    };
+    assert_eq!(names(&list(suspended_admins, None, 10).await), ["bob"]);
+
+    assert_eq!(
+        names(&list(UserFilter::default(), Some(anna), 1).await),
+        ["annabel"]
+    );
+    assert_eq!(
+        names(&list(UserFilter::default(), Some(annabel), 10).await),
+        ["bob"]
+    );
+    assert!(
+        list(UserFilter::default(), Some(UserId::new()), 10)
+            .await
+            .is_empty(),
+        "an unknown cursor yields an empty page"
+    );
+
+    // bob is an admin but suspended: no active admin yet.
+    assert_eq!(store.count_active_admins().await.expect("count"), 0);
+    store
+        .update_user_role_status(anna, Some(Role::Admin), None, t(6))
+        .await
+        .expect("anna");
+    store
+        .update_user_role_status(bob, None, Some(UserStatus::Active), t(7))
+        .await
+        .expect("bob");
+    assert_eq!(store.count_active_admins().await.expect("count"), 2);
+}
