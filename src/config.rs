@@ -253,6 +253,10 @@ settings! {
     ws_writer_threads: usize = 0;
     /// Longest message body, in characters (at most 4000, the API's limit).
     message_max_chars: usize = 4000;
+    /// Distinct emoji one message may carry; adding a new one past this is refused (409).
+    message_max_reactions: usize = 50;
+    /// Members one room may have; joining or accepting an invite past this is refused (409).
+    room_max_members: usize = 10_000;
     /// A `resume` further behind than this many messages in a room gets `resync_required`.
     resume_max_gap: u32 = 1000;
     /// Presence changes are pushed only through rooms with at most this many open sockets.
@@ -378,6 +382,8 @@ impl Settings {
             durable_queue: self.ws_durable_queue,
             ephemeral_queue: self.ws_ephemeral_queue,
             max_body_chars: self.message_max_chars,
+            max_reactions_per_message: self.message_max_reactions,
+            max_room_members: self.room_max_members,
         }
     }
 

@@ -26,6 +26,10 @@ pub struct RealtimeConfig {
     pub ephemeral_queue: usize,
     /// Longest message body, in characters (at most 4000).
     pub max_body_chars: usize,
+    /// Distinct emoji one message may carry; a new one past this is refused.
+    pub max_reactions_per_message: usize,
+    /// Members one room may have; joins and accepted invites past it are refused.
+    pub max_room_members: usize,
 }
 
 impl Default for RealtimeConfig {
@@ -41,6 +45,8 @@ impl Default for RealtimeConfig {
             durable_queue: 1024,
             ephemeral_queue: 64,
             max_body_chars: crate::domain::MessageBody::MAX_CHARS,
+            max_reactions_per_message: 50,
+            max_room_members: 10_000,
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::backlog::Backlog;
 use crate::domain::{Emoji, MessageBody, MessageId, RoomId, UserId};
@@ -26,6 +26,10 @@ use crate::telemetry;
 pub enum ConnectionMsg {
     /// A parsed frame from the client.
     Frame(ClientFrame),
+    /// Answered once every frame handed over before it has been handled
+    /// (and its answer queued): a socket that is to close waits for it, so
+    /// the sends it took in are answered before the close frame.
+    Settle(RpcReplyPort<()>),
 }
 
 /// The connection actor.
@@ -67,8 +71,21 @@ impl Actor for ConnectionActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let ConnectionMsg::Frame(frame) = message;
+        let frame = match message {
+            ConnectionMsg::Frame(frame) => frame,
+            ConnectionMsg::Settle(reply) => {
+                if reply.send(()).is_err() {
+                    tracing::debug!("the socket stopped waiting to settle");
+                }
+                return Ok(());
+            }
+        };
         self.backlog.add(-1);
+        // A closing socket can be answered no more: what it still sent is
+        // not acted on (a send is not stored without its ack).
+        if state.outbox.is_closing() {
+            return Ok(());
+        }
         let reference = frame.reference().map(str::to_owned);
         // Boxed: inline, the largest of its states (store reads, asks)
         // would be kept in every connection actor's task for its life.

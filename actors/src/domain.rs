@@ -324,9 +324,20 @@ string_enum!(
     }
 );
 
-/// Checks a bounded, trimmed text; `field` names it in the message.
+/// Line endings as stored: CRLF and a lone CR become LF.
+fn normalise_line_endings(raw: &str) -> std::borrow::Cow<'_, str> {
+    if raw.contains('\r') {
+        std::borrow::Cow::Owned(raw.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(raw)
+    }
+}
+
+/// Checks a bounded, trimmed text (CRLF and lone CR taken as LF); `field`
+/// names it in the message.
 fn bounded_text(raw: &str, field: &str, min: usize, max: usize) -> Result<String, Invalid> {
-    let text = raw.trim();
+    let normalised = normalise_line_endings(raw);
+    let text = normalised.trim();
     let len = text.chars().count();
     if len < min {
         return Err(Invalid::new(
@@ -352,6 +363,49 @@ fn bounded_text(raw: &str, field: &str, min: usize, max: usize) -> Result<String
     Ok(text.to_owned())
 }
 
+/// The first text in `value` (a key or a string, at any depth) that holds
+/// a NUL character, named by its path (`client_id`, `rooms.0`): PostgreSQL
+/// refuses NUL in text, so no database sees one, whatever the field.
+pub fn nul_field(value: &serde_json::Value) -> Option<String> {
+    fn join(parent: &str, name: &str) -> String {
+        if parent.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{parent}.{name}")
+        }
+    }
+    fn walk(value: &serde_json::Value, path: &str) -> Option<String> {
+        match value {
+            serde_json::Value::String(text) if text.contains('\0') => {
+                Some(if path.is_empty() { "body" } else { path }.to_owned())
+            }
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| walk(item, &join(path, &i.to_string()))),
+            serde_json::Value::Object(fields) => fields.iter().find_map(|(name, item)| {
+                if name.contains('\0') {
+                    return Some(join(path, &name.replace('\0', "\\0")));
+                }
+                walk(item, &join(path, name))
+            }),
+            _ => None,
+        }
+    }
+    walk(value, "")
+}
+
+/// Refuses a text with a NUL character (which PostgreSQL cannot store).
+pub fn refuse_nul(field: &str, text: &str) -> Result<(), Invalid> {
+    if text.contains('\0') {
+        return Err(Invalid::new(
+            "invalid_characters",
+            format!("{field} must not contain NUL characters"),
+        ));
+    }
+    Ok(())
+}
+
 macro_rules! text_type {
     ($(#[$meta:meta])* $name:ident, $field:literal, $min:expr, $max:expr) => {
         $(#[$meta])*
@@ -363,7 +417,8 @@ macro_rules! text_type {
             /// Longest accepted length, in characters.
             pub const MAX_CHARS: usize = $max;
 
-            /// Validates (trimmed; length in characters; no control characters).
+            /// Validates (CRLF and lone CR become LF; trimmed; length in
+            /// characters; no control characters but `\n` and `\t`).
             pub fn parse(raw: &str) -> Result<Self, Invalid> {
                 bounded_text(raw, $field, $min, $max).map(Self)
             }
@@ -521,6 +576,33 @@ string_enum!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_take_crlf_and_lone_cr_as_lf_and_refuse_other_controls() {
+        let body = MessageBody::parse("one\r\ntwo\rthree\r\n").unwrap();
+        assert_eq!(body.as_str(), "one\ntwo\nthree");
+        assert_eq!(MessageBody::parse("\r\n").unwrap_err().code, "required");
+        assert_eq!(
+            MessageBody::parse("a\u{0}b").unwrap_err().code,
+            "invalid_characters"
+        );
+        assert_eq!(
+            MessageBody::parse("a\u{7}b").unwrap_err().code,
+            "invalid_characters"
+        );
+    }
+
+    #[test]
+    fn a_nul_anywhere_in_a_json_value_is_found_by_its_path() {
+        let value = serde_json::json!({"body": "ok", "rooms": ["a", "b\u{0}"]});
+        assert_eq!(nul_field(&value).as_deref(), Some("rooms.1"));
+        let value = serde_json::json!({"client_id": "x\u{0}"});
+        assert_eq!(nul_field(&value).as_deref(), Some("client_id"));
+        let escaped = serde_json::json!({"body": "a literal \\u0000"});
+        assert_eq!(nul_field(&escaped), None);
+        assert!(refuse_nul("q", "a\u{0}").is_err());
+        assert!(refuse_nul("q", "fine").is_ok());
+    }
 
     #[test]
     fn usernames_are_folded_and_checked() {

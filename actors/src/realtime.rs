@@ -260,6 +260,20 @@ impl Realtime {
         })
     }
 
+    /// Waits up to `within` until the socket's connection actor has handled
+    /// every frame delivered before this call, so their answers are queued
+    /// on the socket. `false` when it did not settle in time.
+    pub async fn settle(&self, actor: &ActorRef<ConnectionMsg>, within: Duration) -> bool {
+        let ms = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
+        match ractor::call_t!(actor, ConnectionMsg::Settle, ms) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "connection actor did not settle");
+                false
+            }
+        }
+    }
+
     /// Forgets a closed socket.
     pub fn disconnect(&self, outbox: &Outbox, actor: &ActorRef<ConnectionMsg>) {
         self.shared.broker.unregister(outbox);

@@ -42,9 +42,22 @@ pub enum Next {
     Frame(Bytes),
     /// Send a WebSocket ping (the heartbeat asked for one).
     Ping,
-    /// Send the close frame and stop. For an orderly close (`NORMAL`, `GOING_AWAY`)
-    /// the durable frames queued before it come first.
+    /// Send the close frame and stop. Unless the close drops them (see
+    /// [`flushes_before_close`]), the durable frames queued before it come
+    /// first.
     Close(CloseReason),
+}
+
+/// Whether a close with `code` writes the durable frames queued before it
+/// (answers, errors, events). A revoked session must not get more, a slow
+/// consumer cannot take more and a silent one is gone; every other close
+/// (an orderly one, a policy close for flooding, a frame too big or not
+/// UTF-8, a server error) tells the client what it was answered first.
+pub fn flushes_before_close(code: u16) -> bool {
+    !matches!(
+        code,
+        close::REVOKED | close::SLOW_CONSUMER | close::IDLE | close::UNAUTHENTICATED
+    )
 }
 
 /// The queues behind one lock. Empty queues own no memory, so an idle
@@ -81,11 +94,13 @@ impl Queues {
     }
 
     /// The next frame to write: durable first; once a close is asked
-    /// for, only the durable frames of an orderly close (`NORMAL`, `GOING_AWAY`).
+    /// for, only the durable frames queued before it, and none at all when
+    /// the close says the client must not or cannot have them (see
+    /// [`flushes_before_close`]).
     fn take_frame(&mut self) -> Option<Bytes> {
         match &self.close {
             None => self.pop_durable().or_else(|| self.pop_ephemeral()),
-            Some(c) if c.code == close::NORMAL || c.code == close::GOING_AWAY => self.pop_durable(),
+            Some(c) if flushes_before_close(c.code) => self.pop_durable(),
             Some(_) => None,
         }
     }
@@ -789,6 +804,23 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_policy_close_writes_the_queued_answers_first_and_a_revocation_does_not() {
+        let (outbox, rx) = Outbox::new(UserId::new(), SessionId::new(), 8, 8);
+        outbox.push(Bytes::from_static(b"rate_limited"), false);
+        outbox.close(close::POLICY, "flooding");
+        assert_eq!(
+            rx.next().await,
+            Next::Frame(Bytes::from_static(b"rate_limited"))
+        );
+        assert!(matches!(rx.next().await, Next::Close(c) if c.code == close::POLICY));
+
+        let (outbox, rx) = Outbox::new(UserId::new(), SessionId::new(), 8, 8);
+        outbox.push(Bytes::from_static(b"message"), false);
+        outbox.close(close::REVOKED, "session revoked");
+        assert!(matches!(rx.next().await, Next::Close(c) if c.code == close::REVOKED));
     }
 
     #[tokio::test]

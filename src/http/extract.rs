@@ -9,7 +9,8 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use parley_actors::domain::{Role, SessionId, UserId, UserStatus};
+use axum::response::{IntoResponse, Response};
+use parley_actors::domain::{Role, SessionId, UserId, UserStatus, nul_field};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -95,11 +96,58 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             },
         );
     }
+    // JSON can carry a NUL only escaped; checked before the typed parse so
+    // every field of every body is covered.
+    if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        refuse_nul_in(bytes)?;
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
     de.end()
         .map_err(|e| ApiError::Malformed(format!("request body is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// 422 naming the first field of a JSON body that holds a NUL character.
+fn refuse_nul_in(bytes: &[u8]) -> Result<(), ApiError> {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        // Not valid JSON: the typed parse says so.
+        return Ok(());
+    };
+    match nul_field(&value) {
+        Some(field) => Err(ApiError::field(
+            &field,
+            "invalid_characters",
+            format!("{field} must not contain NUL characters"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a query string with a NUL character in a name or value (422
+/// naming the parameter), for every route: PostgreSQL refuses NUL in text.
+pub async fn refuse_nul_in_query(request: Request, next: axum::middleware::Next) -> Response {
+    if let Some(query) = request.uri().query()
+        && query.to_ascii_lowercase().contains("%00")
+    {
+        let pairs: Vec<(String, String)> =
+            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(request.uri())
+                .map(|q| q.0)
+                .unwrap_or_default();
+        if let Some((name, _)) = pairs
+            .iter()
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            let name = name.replace('\0', "\\0");
+            return ApiError::field(
+                &name,
+                "invalid_characters",
+                format!("{name} must not contain NUL characters"),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 impl<T, S> FromRequest<S> for ApiJson<T>

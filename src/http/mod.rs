@@ -174,8 +174,14 @@ pub fn router(state: AppState, serve_metrics: bool) -> Router {
                     header::X_FRAME_OPTIONS,
                     HeaderValue::from_static("DENY"),
                 ))
+                .layer(middleware::from_fn_with_state(
+                    Arc::new(settings.allowed_origins()),
+                    no_cors_for_foreign_origins,
+                ))
                 .layer(cors(&settings.allowed_origins()))
                 .layer(middleware::from_fn(error::envelope))
+                .layer(middleware::map_response(close_after_413))
+                .layer(middleware::from_fn(extract::refuse_nul_in_query))
                 .layer(TimeoutLayer::with_status_code(
                     axum::http::StatusCode::REQUEST_TIMEOUT,
                     Duration::from_secs(settings.request_timeout_secs),
@@ -217,6 +223,45 @@ async fn method_not_allowed(method: Method, route: Option<MatchedPath>) -> Respo
     metrics::counter!(telemetry::HTTP_REQUESTS, "method" => method, "route" => route, "status" => "405")
         .increment(1);
     axum::http::StatusCode::METHOD_NOT_ALLOWED.into_response()
+}
+
+/// A request from an origin that is not allowed gets nothing CORS-related:
+/// tower-http answers every preflight with the credentials flag and the
+/// method and header lists, and leaves out only the allowed origin.
+async fn no_cors_for_foreign_origins(
+    State(allowed): State<Arc<Vec<String>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let foreign = request
+        .headers()
+        .get(header::ORIGIN)
+        .is_some_and(|origin| !allowed.iter().any(|a| a.as_bytes() == origin.as_bytes()));
+    let mut response = next.run(request).await;
+    if foreign {
+        let headers = response.headers_mut();
+        let cors: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .cloned()
+            .collect();
+        for name in cors {
+            headers.remove(name);
+        }
+    }
+    response
+}
+
+/// A 413 leaves the rest of the body unread, so the connection cannot
+/// carry another request: say so, and the server closes it after the
+/// response (a client would otherwise send its next request into it).
+async fn close_after_413(mut response: Response) -> Response {
+    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

@@ -12,6 +12,7 @@ mod blocking;
 mod chat;
 mod email_verification;
 mod helpers;
+mod hostile_clients;
 mod http_conventions;
 mod live_revocation;
 mod login;

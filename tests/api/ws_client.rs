@@ -314,6 +314,33 @@ impl WsClient {
             .unwrap_or_else(|e| panic!("frame sent: {e}"));
     }
 
+    /// Sends all `texts` as text frames in one flush (one TCP write as far
+    /// as the kernel allows): a client that floods.
+    pub async fn send_all_at_once(&mut self, texts: &[String]) {
+        for text in texts {
+            self.ws
+                .feed(Message::text(text.as_str()))
+                .await
+                .expect("frame buffered");
+        }
+        self.ws.flush().await.expect("frames sent");
+    }
+
+    /// Sends a text frame whose payload is `bytes` as is, valid UTF-8 or not.
+    pub async fn send_raw_text(&mut self, bytes: Vec<u8>) {
+        let frame = tungstenite::protocol::frame::Frame::message(
+            bytes,
+            tungstenite::protocol::frame::coding::OpCode::Data(
+                tungstenite::protocol::frame::coding::Data::Text,
+            ),
+            true,
+        );
+        self.ws
+            .send(Message::Frame(frame))
+            .await
+            .expect("raw frame sent");
+    }
+
     /// Sends raw text; the error (e.g. the server has closed) is returned.
     pub async fn try_send_text(&mut self, text: &str) -> Result<(), tungstenite::Error> {
         self.ws.send(Message::text(text)).await

@@ -12,6 +12,17 @@ use crate::protocol::{InviteView, ServerFrame};
 use crate::store::{Invite, NewInvite, StoreError};
 
 impl RoomActor {
+    /// Refuses a new member once the room has `max_room_members` (the
+    /// members map is kept in the actor, so one join at a time is checked).
+    fn has_room(&self, state: &RoomState) -> Result<(), ChatError> {
+        if state.members.len() >= self.shared.config.max_room_members {
+            return Err(ChatError::Conflict(
+                "the room has as many members as allowed",
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) async fn admit(
         &self,
         state: &mut RoomState,
@@ -21,6 +32,7 @@ impl RoomActor {
         if let Some(existing) = state.members.get(&user) {
             return Ok(*existing);
         }
+        self.has_room(state)?;
         self.shared
             .store
             .add_member(state.room.id, user, role, Utc::now())
@@ -70,6 +82,10 @@ impl RoomActor {
         }
         if store.is_banned(state.room.id, user).await? {
             return Err(ChatError::Forbidden("you are banned from this room"));
+        }
+        // Checked before the invite is marked accepted.
+        if !state.members.contains_key(&user) {
+            self.has_room(state)?;
         }
         if !store
             .respond_invite(invite_id, InviteStatus::Accepted, Utc::now())

@@ -190,6 +190,18 @@ impl RoomActor {
         if message.deleted {
             return Err(ChatError::NotFound("message"));
         }
+        // Reactions are kept per message; a bounded set of distinct emoji
+        // keeps every message's reaction map (and each view of it) small.
+        // Adding to an emoji already there is always allowed. The room
+        // actor handles one reaction at a time, so the check holds.
+        if add
+            && !message.reactions.contains_key(emoji.as_str())
+            && message.reactions.len() >= self.shared.config.max_reactions_per_message
+        {
+            return Err(ChatError::Conflict(
+                "this message has as many distinct reactions as allowed",
+            ));
+        }
         let store = &self.shared.store;
         let changed = if add {
             store

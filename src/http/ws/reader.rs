@@ -9,8 +9,9 @@ use std::time::Duration;
 use axum::extract::ws::Message;
 use futures_util::{Stream, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota};
+use parley_actors::domain::nul_field;
 use parley_actors::protocol::{CLIENT_TYPES, ClientFrame, ServerFrame, close};
-use parley_actors::sockets::Outbox;
+use parley_actors::sockets::{CloseReason, Outbox};
 use parley_actors::telemetry as rt_metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -76,17 +77,28 @@ pub(super) fn push_frame(outbox: &Outbox, frame: &ServerFrame) {
     outbox.push(frame.to_bytes(), frame.is_ephemeral());
 }
 
+/// The close the reader decided on.
+fn closing(code: u16, reason: &str) -> CloseReason {
+    CloseReason {
+        code,
+        reason: reason.to_owned(),
+    }
+}
+
 /// Reads until the stream ends, the client closes, `done` is cancelled (the
-/// writer ended) or the socket is to be closed (the outbox then has the
-/// reason: idle 4000, frame too big 1009, rate limit abuse 1008, server
-/// error 1011). Each valid client frame goes to `deliver`.
+/// writer ended) or the socket is to be closed; returns the close it
+/// decided on (idle 4000, invalid UTF-8 1007, frame too big 1009, rate
+/// limit abuse 1008, server error 1011), if any. The caller asks for it on
+/// the outbox once the frames already handed on are answered. Each valid
+/// client frame goes to `deliver`.
 pub(super) async fn read_loop<S, E, D>(
     stream: &mut S,
     outbox: &Outbox,
     limits: &ReadLimits,
     done: &CancellationToken,
     mut deliver: D,
-) where
+) -> Option<CloseReason>
+where
     S: Stream<Item = Result<Message, E>> + Unpin,
     E: Display,
     D: FnMut(ClientFrame) -> Result<(), Undelivered>,
@@ -94,29 +106,31 @@ pub(super) async fn read_loop<S, E, D>(
     let mut limit = EventLimit::new(limits);
     loop {
         let next = tokio::select! {
-            () = done.cancelled() => break,
+            () = done.cancelled() => return None,
             next = tokio::time::timeout(limits.silence, stream.next()) => next,
         };
         let message = match next {
-            Err(_) => {
-                outbox.close(close::IDLE, "heartbeat timeout");
-                break;
-            }
-            Ok(None) => break,
+            Err(_) => return Some(closing(close::IDLE, "heartbeat timeout")),
+            Ok(None) => return None,
             Ok(Some(Err(e))) => {
                 let e = e.to_string();
                 tracing::debug!(error = %e, "socket read failed");
                 if e.contains("too long") || e.contains("Space limit") {
-                    outbox.close(close::TOO_BIG, "frame too large");
+                    return Some(closing(close::TOO_BIG, "frame too large"));
                 }
-                break;
+                if e.contains("UTF-8") {
+                    return Some(closing(code::INVALID_PAYLOAD, "text frame is not UTF-8"));
+                }
+                return None;
             }
             Ok(Some(Ok(message))) => message,
         };
         match message {
             Message::Text(text) => {
-                if !handle_text(outbox, limits, &mut limit, text.as_str(), &mut deliver) {
-                    break;
+                if let Err(close) =
+                    handle_text(outbox, limits, &mut limit, text.as_str(), &mut deliver)
+                {
+                    return Some(close);
                 }
             }
             Message::Binary(_) => push_frame(
@@ -128,19 +142,19 @@ pub(super) async fn read_loop<S, E, D>(
                 ),
             ),
             Message::Ping(_) | Message::Pong(_) => {}
-            Message::Close(_) => break,
+            Message::Close(_) => return None,
         }
     }
 }
 
-/// Handles one text frame; `false` ends the connection.
+/// Handles one text frame; `Err` ends the connection with that close.
 fn handle_text<D>(
     outbox: &Outbox,
     limits: &ReadLimits,
     limit: &mut EventLimit,
     text: &str,
     deliver: &mut D,
-) -> bool
+) -> Result<(), CloseReason>
 where
     D: FnMut(ClientFrame) -> Result<(), Undelivered>,
 {
@@ -153,7 +167,7 @@ where
                 format!("frames may be at most {} bytes", limits.max_frame_bytes),
             ),
         );
-        return true;
+        return Ok(());
     }
     // The common case parses once, straight into the typed frame; only a
     // frame that fails is parsed again to say precisely what is wrong.
@@ -161,11 +175,25 @@ where
         Some(frame) => frame,
         None => {
             push_frame(outbox, &diagnose(text));
-            return true;
+            return Ok(());
         }
     };
     metrics::counter!(rt_metrics::WS_EVENTS, "direction" => "in", "type" => frame.kind())
         .increment(1);
+    // JSON carries a NUL only escaped; no database may see one.
+    if text.contains("\\u0000")
+        && let Some(field) = serde_json::from_str(text).ok().as_ref().and_then(nul_field)
+    {
+        push_frame(
+            outbox,
+            &ServerFrame::error(
+                frame.reference(),
+                "validation_failed",
+                format!("{field} must not contain NUL characters"),
+            ),
+        );
+        return Ok(());
+    }
     if frame.is_rate_limited() {
         match limit.limiter.check() {
             Ok(()) => limit.strikes = 0,
@@ -173,8 +201,7 @@ where
                 limit.strikes += 1;
                 metrics::counter!(rt_metrics::WS_RATE_LIMITED).increment(1);
                 if limit.strikes > limit.max_strikes {
-                    outbox.close(close::POLICY, "rate limit exceeded persistently");
-                    return false;
+                    return Err(closing(close::POLICY, "rate limit exceeded persistently"));
                 }
                 let wait = not_until.wait_time_from(governor::clock::Clock::now(
                     &governor::clock::DefaultClock::default(),
@@ -190,15 +217,14 @@ where
                         ),
                     },
                 );
-                return true;
+                return Ok(());
             }
         }
     }
     if deliver(frame).is_err() {
-        outbox.close(code::SERVER_ERROR, "server error");
-        return false;
+        return Err(closing(code::SERVER_ERROR, "server error"));
     }
-    true
+    Ok(())
 }
 
 /// A client frame, or `None` when the text is not one. Frames are JSON
@@ -292,9 +318,13 @@ mod tests {
             delivered.push(frame);
             Ok(())
         });
-        tokio::time::timeout(Duration::from_secs(5), read)
+        let close = tokio::time::timeout(Duration::from_secs(5), read)
             .await
             .expect("the reader ended by itself");
+        // As the socket does once the delivered frames are answered.
+        if let Some(close) = close {
+            outbox.close(close.code, &close.reason);
+        }
         drop(keep);
         delivered
     }
@@ -376,11 +406,14 @@ mod tests {
             async move {
                 let mut stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
                 let done = CancellationToken::new();
-                read_loop(&mut stream, &outbox, &limits(), &done, |_| {
+                let close = read_loop(&mut stream, &outbox, &limits(), &done, |_| {
                     delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     Ok(())
                 })
                 .await;
+                if let Some(close) = close {
+                    outbox.close(close.code, &close.reason);
+                }
             }
         });
         // Burst 2, then strikes answered with `rate_limited`; pings are not
@@ -453,13 +486,10 @@ mod tests {
         let done = CancellationToken::new();
         let limits = limits();
         let read = read_loop(&mut stream, &outbox, &limits, &done, |_| Err(Undelivered));
-        tokio::time::timeout(Duration::from_secs(5), read)
+        let close = tokio::time::timeout(Duration::from_secs(5), read)
             .await
             .expect("the reader ended by itself");
-        assert_eq!(
-            outbox.close_reason().map(|r| r.code),
-            Some(code::SERVER_ERROR)
-        );
+        assert_eq!(close.map(|r| r.code), Some(code::SERVER_ERROR));
         drop(tx);
     }
 
@@ -472,9 +502,9 @@ mod tests {
         done.cancel();
         let limits = limits();
         let read = read_loop(&mut stream, &outbox, &limits, &done, |_| Ok(()));
-        tokio::time::timeout(Duration::from_secs(5), read)
+        let close = tokio::time::timeout(Duration::from_secs(5), read)
             .await
             .expect("the reader ended");
-        assert!(!outbox.is_closing());
+        assert_eq!(close, None);
     }
 }

@@ -16,7 +16,7 @@ use futures_util::stream::SplitStream;
 use parley_actors::Realtime;
 use parley_actors::connection::ConnectionMsg;
 use parley_actors::protocol::{ClientFrame, close};
-use parley_actors::sockets::Outbox;
+use parley_actors::sockets::{CloseReason, Outbox, flushes_before_close};
 use parley_actors::telemetry as rt_metrics;
 use ractor::ActorRef;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,10 @@ use crate::accounts::{Accounts, Identity};
 use crate::config::Settings;
 use crate::http::error::ApiError;
 use crate::http::extract::bearer_token;
+
+/// How long a closing socket waits for the frames it handed on to be
+/// answered before it sends the close frame.
+const SETTLE_BEFORE_CLOSE: Duration = Duration::from_secs(5);
 
 /// How long a closed socket waits for the client's close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(3);
@@ -279,7 +283,7 @@ impl LiveSocket {
         let limits = ReadLimits::new(&self.state.settings, self.heartbeat);
         let realtime = &self.state.realtime;
         let actor = &self.actor;
-        read_loop(
+        let decided = read_loop(
             &mut self.stream,
             &self.outbox,
             &limits,
@@ -291,10 +295,24 @@ impl LiveSocket {
             },
         )
         .await;
-        self.state.realtime.disconnect(&self.outbox, &self.actor);
-        if !self.outbox.is_closing() {
-            self.outbox.close(code::NORMAL, "bye");
+        let close = decided.unwrap_or_else(|| CloseReason {
+            code: code::NORMAL,
+            reason: "bye".to_owned(),
+        });
+        // Every frame handed on is answered before the close: a send that
+        // was stored gets its ack. Pointless when the writer is gone or the
+        // close drops what is queued; bounded for a slow store (a send still
+        // waiting then is not acted on: the actor skips frames of a closing
+        // socket).
+        if !self.done.is_cancelled()
+            && !self.outbox.is_closing()
+            && flushes_before_close(close.code)
+            && !realtime.settle(actor, SETTLE_BEFORE_CLOSE).await
+        {
+            tracing::debug!("closing before the frames handed on were answered");
         }
+        self.outbox.close(close.code, &close.reason);
+        self.state.realtime.disconnect(&self.outbox, &self.actor);
         if let Err(e) = (&mut self.writer).await {
             tracing::error!(error = %e, "socket writer failed");
         }
