@@ -1,4 +1,4 @@
-//! The command line: `serve`, `user create`, `migrate`, `config`.
+//! The command line: `serve`, `user create`, `migrate`, `keys rotate`, `config`.
 
 use std::path::PathBuf;
 
@@ -45,11 +45,29 @@ pub enum Command {
         #[command(flatten)]
         settings: Box<SettingsArgs>,
     },
+    /// Manage the keys that sign access tokens.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print the settings: in force (secrets hidden), or the README table.
     Config {
         /// Print every setting with its default as a Markdown table.
         #[arg(long)]
         markdown: bool,
+        #[command(flatten)]
+        settings: Box<SettingsArgs>,
+    },
+}
+
+/// `parley keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key (of `jwt_algorithm`) to the key ring in the data
+    /// dir. Tokens signed by the previous key stay valid until they expire;
+    /// then that key is dropped. A running server picks the new key up
+    /// within seconds.
+    Rotate {
         #[command(flatten)]
         settings: Box<SettingsArgs>,
     },
@@ -103,9 +121,10 @@ pub enum UserCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config.as_deref();
     match cli.command {
-        Command::Serve { settings } => {
-            let settings = Settings::load(&settings, config)?;
+        Command::Serve { settings: args } => {
+            let settings = Settings::load(&args, config)?;
             telemetry::init_tracing(settings.log_format, &settings.log_level);
+            warn_about_secret_flags(&args);
             let app = Application::build(settings).await?;
             app.run_until_stopped().await
         }
@@ -167,6 +186,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Keys {
+            command: KeysCommand::Rotate { settings: args },
+        } => {
+            let settings = Settings::load(&args, config)?;
+            telemetry::init_tracing(settings.log_format, "warn");
+            warn_about_secret_flags(&args);
+            let rotation = rotate_keys(&settings).await?;
+            println!(
+                "new signing key {}; {} stays valid until its tokens expire",
+                rotation.new_kid,
+                rotation.retired_kid.as_deref().unwrap_or("no previous key")
+            );
+            Ok(())
+        }
         Command::Config { markdown, settings } => {
             if markdown {
                 print!("{}", Settings::markdown_table());
@@ -177,6 +210,59 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Secrets given as flags show in the process list (`ps`, `/proc`): say so.
+pub fn warn_about_secret_flags(args: &SettingsArgs) {
+    if args.jwt_secret.is_some() {
+        tracing::warn!(
+            "--jwt-secret is visible to every user of this machine in the process list; \
+             use PARLEY_JWT_SECRET, jwt_secret_file or parley.toml instead"
+        );
+    }
+    if args
+        .smtp_url
+        .as_ref()
+        .and_then(Option::as_ref)
+        .is_some_and(|url| url.expose().contains('@'))
+    {
+        tracing::warn!(
+            "--smtp-url holds credentials that are visible in the process list; \
+             use PARLEY_SMTP_URL or parley.toml instead"
+        );
+    }
+}
+
+/// `parley keys rotate`: a new signing key, audited.
+pub async fn rotate_keys(settings: &Settings) -> anyhow::Result<crate::auth::keys::Rotation> {
+    let rotation = crate::auth::keys::rotate(
+        &settings.data_dir,
+        settings.jwt_algorithm,
+        settings.configured_jwt_secret()?.as_ref(),
+        std::time::Duration::from_secs(settings.access_token_ttl_secs),
+    )?;
+    let store = open_store(settings).await?;
+    let audited = store
+        .create_audit_entry(parley_actors::store::NewAuditEntry {
+            id: parley_actors::domain::AuditId::new(),
+            at: Utc::now(),
+            actor_id: None,
+            action: "key_rotation".to_owned(),
+            target_type: Some("signing_key".to_owned()),
+            target_id: Some(rotation.new_kid.clone()),
+            ip: None,
+            user_agent: Some("parley keys rotate".to_owned()),
+            request_id: None,
+            details: serde_json::json!({
+                "algorithm": settings.jwt_algorithm.to_string(),
+                "retired_kid": rotation.retired_kid,
+                "dropped_kids": rotation.dropped,
+            }),
+        })
+        .await;
+    store.close().await;
+    audited.context("writing the audit entry")?;
+    Ok(rotation)
 }
 
 /// Creates an account straight in the database.
@@ -237,12 +323,8 @@ pub async fn seed_users(
 ) -> anyhow::Result<usize> {
     use std::io::Write;
     let password = Password::parse(&seed.password).map_err(|e| anyhow::anyhow!("password: {e}"))?;
-    let secret = match &settings.jwt_secret {
-        Some(secret) => secret.clone(),
-        None => crate::auth::tokens::load_or_create_secret(&settings.data_dir)?,
-    };
-    let keys = crate::auth::TokenKeys::new(
-        &secret,
+    let keys = crate::auth::TokenKeys::with_ring(
+        crate::startup::signing_keys(settings)?.ring().clone(),
         &settings.jwt_issuer,
         &settings.jwt_audience,
         seed.token_ttl,

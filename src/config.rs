@@ -71,6 +71,29 @@ impl fmt::Display for LogFormat {
     }
 }
 
+/// How access tokens are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA-256 with a shared secret: only Parley can verify its tokens.
+    #[serde(rename = "HS256", alias = "hs256")]
+    #[value(name = "HS256", alias = "hs256")]
+    Hs256,
+    /// Ed25519 signatures: anyone can verify with the public keys served at
+    /// `/.well-known/jwks.json`.
+    #[serde(rename = "EdDSA", alias = "eddsa")]
+    #[value(name = "EdDSA", alias = "eddsa")]
+    EdDsa,
+}
+
+impl fmt::Display for JwtAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Hs256 => "HS256",
+            Self::EdDsa => "EdDSA",
+        })
+    }
+}
+
 macro_rules! settings {
     ($( $(#[doc = $doc:literal])+ $name:ident : $ty:ty = $default:expr ; )+) => {
         /// Every setting of the server, with its value in force.
@@ -138,16 +161,44 @@ settings! {
     database_max_connections: u32 = 10;
     /// Redis URL; set to join several nodes into a cluster (not used yet).
     redis_url: Option<String> = None;
-    /// HS256 secret for access tokens. Unset: generated once into `<data_dir>/jwt_secret` (mode 0600).
+    /// How access tokens are signed: `HS256` (a shared secret) or `EdDSA` (an Ed25519 key pair in `<data_dir>/signing_keys.json`, public keys at `/.well-known/jwks.json`).
+    jwt_algorithm: JwtAlgorithm = JwtAlgorithm::Hs256;
+    /// HS256 secret for access tokens (at least 32 characters). Prefer `jwt_secret_file` or the environment: a flag shows in the process list. Unset: Parley keeps its own keys in the data dir (first one in `<data_dir>/jwt_secret`, mode 0600) and `parley keys rotate` can replace them.
     jwt_secret: Option<Secret> = None;
+    /// File holding the HS256 secret (surrounding whitespace ignored); the same as `jwt_secret`, which wins when both are set.
+    jwt_secret_file: Option<PathBuf> = None;
     /// `iss` claim of access tokens.
     jwt_issuer: String = "parley".to_owned();
     /// `aud` claim of access tokens.
     jwt_audience: String = "parley".to_owned();
     /// Access token lifetime, seconds.
     access_token_ttl_secs: u64 = 900;
-    /// Refresh token (and idle session) lifetime, seconds.
+    /// Refresh token lifetime, seconds: a session not refreshed within this ends.
     refresh_token_ttl_secs: u64 = 30 * 24 * 3600;
+    /// A session unused (no refresh) for this many seconds dies: refresh fails and its sockets close. 0: only `refresh_token_ttl_secs` applies.
+    session_idle_secs: u64 = 0;
+    /// Live sessions per user; a login past it revokes the oldest (its sockets close). 0: unlimited.
+    max_sessions_per_user: u32 = 0;
+    /// Refuse login (403 `email_not_verified`) to accounts whose email address is not verified.
+    require_verified_email: bool = false;
+    /// Admins without two-factor authentication get 403 `two_factor_required` on admin routes.
+    admin_require_2fa: bool = false;
+    /// Issuer shown by authenticator apps for Parley's two-factor codes.
+    totp_issuer: String = "Parley".to_owned();
+    /// Lifetime of an email verification token, seconds.
+    email_verify_ttl_secs: u64 = 24 * 3600;
+    /// Verification mails one user may request (`/auth/email/resend`) per hour.
+    email_resend_per_hour: u32 = 3;
+    /// Lifetime of a password reset token, seconds.
+    password_reset_ttl_secs: u64 = 3600;
+    /// Password reset requests (`/auth/password/forgot`) per email address per hour, known or not.
+    password_forgot_per_address_per_hour: u32 = 3;
+    /// Password reset requests per source IP per hour.
+    password_forgot_per_ip_per_hour: u32 = 5;
+    /// SMTP server for outgoing mail, e.g. `smtps://user:pass@host`, `smtp://host:587?tls=required` (STARTTLS). Unset: mails are written as `.eml` files under `<data_dir>/mail/`.
+    smtp_url: Option<Secret> = None;
+    /// Sender of outgoing mail.
+    mail_from: String = "Parley <parley@localhost>".to_owned();
     /// Consecutive failed logins that lock an account.
     login_max_failures: u32 = 5;
     /// How long a locked account stays locked, seconds.
@@ -272,7 +323,41 @@ impl Settings {
                 "jwt_secret must be at least 32 characters"
             );
         }
+        anyhow::ensure!(
+            self.email_verify_ttl_secs > 0 && self.password_reset_ttl_secs > 0,
+            "email_verify_ttl_secs and password_reset_ttl_secs must be > 0"
+        );
+        anyhow::ensure!(
+            self.password_forgot_per_address_per_hour > 0
+                && self.password_forgot_per_ip_per_hour > 0
+                && self.email_resend_per_hour > 0,
+            "password_forgot_per_address_per_hour, password_forgot_per_ip_per_hour and email_resend_per_hour must be > 0"
+        );
+        anyhow::ensure!(
+            self.mail_from.parse::<lettre::message::Mailbox>().is_ok(),
+            "mail_from must be a mail address, optionally with a name: `Parley <parley@example.com>`"
+        );
         Ok(())
+    }
+
+    /// The HS256 secret when one is configured: `jwt_secret`, else the
+    /// content of `jwt_secret_file`.
+    pub fn configured_jwt_secret(&self) -> anyhow::Result<Option<Secret>> {
+        if let Some(secret) = &self.jwt_secret {
+            return Ok(Some(secret.clone()));
+        }
+        let Some(path) = &self.jwt_secret_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading jwt_secret_file {}: {e}", path.display()))?;
+        let secret = text.trim();
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "jwt_secret_file {} must hold at least 32 characters",
+            path.display()
+        );
+        Ok(Some(Secret::new(secret)))
     }
 
     /// The database URL in force: the configured one, or SQLite in the data dir.

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod mail;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

@@ -14,10 +14,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::Accounts;
-use crate::auth::{PasswordHasher, RevokedSessions, TokenKeys, tokens};
-use crate::config::Settings;
+use crate::auth::keys::KeyRing;
+use crate::auth::{PasswordHasher, RevokedSessions, TokenKeys};
+use crate::config::{Secret, Settings};
 use crate::http::state::{AppState, Limits};
 use crate::http::ws::SocketWriters;
+use crate::mail::{self, Outbox};
 use crate::{http, storage, telemetry};
 
 /// Stops a running [`Application`] gracefully.
@@ -41,6 +43,24 @@ pub struct Application {
     shutdown: CancellationToken,
 }
 
+/// The access-token keys the settings ask for (see [`KeyRing`]).
+pub fn signing_keys(settings: &Settings) -> anyhow::Result<TokenKeys> {
+    let ttl = Duration::from_secs(settings.access_token_ttl_secs);
+    let ring = KeyRing::load(
+        &settings.data_dir,
+        settings.jwt_algorithm,
+        settings.configured_jwt_secret()?.as_ref(),
+        ttl,
+    )
+    .context("loading the signing keys")?;
+    Ok(TokenKeys::with_ring(
+        ring,
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+        ttl,
+    ))
+}
+
 /// Opens the store named by the settings (running migrations).
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     if settings.database_url.is_none() {
@@ -60,17 +80,7 @@ impl Application {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
         let store = open_store(&settings).await?;
-        let secret = match &settings.jwt_secret {
-            Some(secret) => secret.clone(),
-            None => tokens::load_or_create_secret(&settings.data_dir)
-                .context("loading the JWT secret")?,
-        };
-        let keys = TokenKeys::new(
-            &secret,
-            &settings.jwt_issuer,
-            &settings.jwt_audience,
-            Duration::from_secs(settings.access_token_ttl_secs),
-        );
+        let keys = signing_keys(&settings)?;
         let concurrency = settings.password_hash_concurrency;
         let hasher =
             tokio::task::spawn_blocking(move || PasswordHasher::new(concurrency)).await??;
@@ -83,7 +93,14 @@ impl Application {
             .with_listener(Arc::new(move |session| {
                 closer.close_sessions(&[session], close::REVOKED, "session revoked");
             }));
-        let accounts = Accounts::new(&settings, Arc::clone(&store), hasher, keys, revoked);
+        let mailer = mail::from_settings(
+            settings.smtp_url.as_ref().map(Secret::expose),
+            &settings.mail_from,
+            &settings.data_dir,
+        )
+        .context("setting up mail")?;
+        let outbox = Outbox::start(mailer);
+        let accounts = Accounts::new(&settings, Arc::clone(&store), hasher, keys, revoked, outbox);
         let listener = bind(settings.listen, settings.listen_backlog)
             .with_context(|| format!("binding {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
@@ -164,6 +181,7 @@ impl Application {
             }
         });
         let upkeep = tokio::spawn(upkeep(state.clone(), shutdown.clone()));
+        let idle_sweep = tokio::spawn(sweep_idle_sessions(state.clone(), shutdown.clone()));
         let heartbeat = tokio::spawn(heartbeat(state.clone(), shutdown.clone()));
         let db_sampler = tokio::spawn(telemetry::sample_database(
             state.store.clone(),
@@ -209,7 +227,14 @@ impl Application {
             }
         };
         shutdown.cancel();
-        for task in [signals, upkeep, heartbeat, db_sampler, sockets_closed] {
+        for task in [
+            signals,
+            upkeep,
+            idle_sweep,
+            heartbeat,
+            db_sampler,
+            sockets_closed,
+        ] {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "background task failed");
             }
@@ -221,6 +246,9 @@ impl Application {
                 Ok(Ok(())) => {}
             }
         }
+        // Mail queued by the last requests still goes out (its jobs may
+        // need the store, so before it closes).
+        state.accounts.outbox().shutdown(grace).await;
         state.store.close().await;
         tracing::info!("parley stopped");
         served
@@ -273,6 +301,28 @@ async fn upkeep(state: AppState, shutdown: CancellationToken) {
             _ = tick.tick() => {
                 state.accounts.prune();
                 state.limits.retain_recent();
+            }
+            () = shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// With `session_idle_secs` set, revokes idle sessions (closing their
+/// sockets) twice per idle period; returns at once when it is not set.
+async fn sweep_idle_sessions(state: AppState, shutdown: CancellationToken) {
+    let Some(every) = state.accounts.policy().sweep_every() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                match state.accounts.sweep_idle_sessions().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(sessions = n, "idle sessions revoked"),
+                    Err(e) => tracing::error!(error = %e, "idle-session sweep failed"),
+                }
             }
             () = shutdown.cancelled() => break,
         }

@@ -29,6 +29,8 @@ pub const LOCKOUTS: &str = "account_lockouts_total";
 pub const PASSWORD_HASH_DURATION: &str = "password_hash_duration_seconds";
 /// Gauge: sessions held in the in-memory revocation view.
 pub const REVOKED_SESSIONS_TRACKED: &str = "revoked_sessions_tracked";
+/// Counter: mails that could not be sent, label `kind`.
+pub const MAIL_FAILURES: &str = "mail_failures_total";
 
 /// Histogram (seconds): one pass of the SQLite search indexer (a batch of
 /// new and changed messages into the index file).
@@ -247,6 +249,7 @@ fn describe() {
     metrics::describe_counter!(AUTH_FAILURES, "Failed authentications by reason");
     metrics::describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by scope");
     metrics::describe_counter!(LOCKOUTS, "Accounts locked after repeated failed logins");
+    metrics::describe_counter!(MAIL_FAILURES, "Mails that could not be sent, by kind");
     metrics::describe_histogram!(
         PASSWORD_HASH_DURATION,
         metrics::Unit::Seconds,

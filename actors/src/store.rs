@@ -66,6 +66,8 @@ pub struct User {
     pub status: UserStatus,
     /// Whether two-factor authentication is on.
     pub two_factor_enabled: bool,
+    /// Whether the email address has been verified (a mailed token spent).
+    pub email_verified: bool,
     /// Consecutive failed logins since the last success or lockout.
     pub failed_logins: u32,
     /// Logins are refused until then.
@@ -100,6 +102,35 @@ pub struct ProfilePatch {
     pub display_name: Option<Option<String>>,
     /// Biography (validated by the caller: trimmed, at most 500 characters).
     pub bio: Option<Option<String>>,
+}
+
+/// A user's two-factor state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpState {
+    /// Base32 TOTP secret: set up (maybe not yet enabled), or `None`.
+    pub secret: Option<String>,
+    /// Whether login needs a second factor.
+    pub enabled: bool,
+    /// The last TOTP step accepted (a step is accepted once).
+    pub last_step: Option<u64>,
+}
+
+/// A one-time token sent by mail, as stored (hashed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccountToken {
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    /// Whose token it is.
+    pub user_id: UserId,
+    /// `verify_email` or `password_reset`.
+    pub purpose: String,
+    /// Digest of the user's password hash when made: a changed password
+    /// makes the token useless.
+    pub password_stamp: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A connection pool's figures at one instant, for metrics.
@@ -859,6 +890,64 @@ pub trait Store: ChatStore + Send + Sync + std::fmt::Debug + 'static {
         settings: &UserSettings,
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
+    // ---- two-factor authentication (after the user methods) -------------
+
+    /// The user's TOTP state; `None` for an unknown user.
+    async fn totp_state(&self, user_id: UserId) -> StoreResult<Option<TotpState>>;
+
+    /// Stores a new TOTP secret while 2FA is off (setup); false when it is on.
+    async fn set_totp_secret(
+        &self,
+        user_id: UserId,
+        secret: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Turns 2FA on (secret set up, 2FA off): `step` counts as used and the
+    /// recovery codes (hashes) replace any earlier ones. False when it was
+    /// on already or never set up.
+    async fn enable_totp(
+        &self,
+        user_id: UserId,
+        step: u64,
+        recovery_code_hashes: &[String],
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Records `step` as the last accepted TOTP step if it is later than
+    /// the stored one, atomically; false: accepted before (a replay).
+    async fn claim_totp_step(&self, user_id: UserId, step: u64) -> StoreResult<bool>;
+
+    /// Spends an unused recovery code; false when unknown or spent.
+    async fn use_recovery_code(
+        &self,
+        user_id: UserId,
+        code_hash: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Unused recovery codes of a user.
+    async fn recovery_codes_left(&self, user_id: UserId) -> StoreResult<u32>;
+
+    /// Turns 2FA off: secret, last step and recovery codes are removed.
+    async fn disable_totp(&self, user_id: UserId, at: DateTime<Utc>) -> StoreResult<()>;
+
+    // ---- mailed one-time tokens, email verification ----------------------
+
+    /// Stores a one-time token (its hash).
+    async fn create_account_token(&self, new: NewAccountToken) -> StoreResult<()>;
+
+    /// Spends the unused, unexpired token of `purpose` with this hash,
+    /// atomically; returns its user and password stamp.
+    async fn consume_account_token(
+        &self,
+        token_hash: &str,
+        purpose: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<(UserId, String)>>;
+
+    /// Marks the user's email address verified.
+    async fn mark_email_verified(&self, user_id: UserId, at: DateTime<Utc>) -> StoreResult<()>;
 
     // ---- sessions and refresh tokens ------------------------------------
 
@@ -887,6 +976,13 @@ pub trait Store: ChatStore + Send + Sync + std::fmt::Debug + 'static {
         &self,
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<(SessionId, UserId)>>;
+
+    /// The session a refresh token (spent or not) belongs to.
+    async fn session_by_refresh_token(&self, token_hash: &str) -> StoreResult<Option<Session>>;
+
+    /// Live sessions not seen since `before`, oldest first, at most `limit`.
+    async fn idle_sessions(&self, before: DateTime<Utc>, limit: u32)
+    -> StoreResult<Vec<SessionId>>;
 
     /// Spends the refresh token whose hash is `token_hash` and stores
     /// `replacement` in its place, atomically: two concurrent calls with the

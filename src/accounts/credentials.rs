@@ -1,14 +1,13 @@
 //! Credentials: creating accounts, logging in, refreshing tokens and
 //! changing the password.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use parley_actors::domain::{Email, Password, Role, SessionId, UserId, UserStatus, Username};
 use parley_actors::store::{NewRefreshToken, NewUser, RefreshOutcome, User};
 use serde_json::json;
 
 use super::{AccountError, Accounts, Client, FieldError, Issued, later};
+use crate::auth::lockout::Failure;
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::telemetry;
 
@@ -50,6 +49,7 @@ impl Accounts {
             json!({}),
         )
         .await;
+        self.queue_verification_mail(user.clone());
         self.open_session(user, client).await
     }
 
@@ -75,82 +75,66 @@ impl Accounts {
             .await?)
     }
 
-    /// Logs in by username or email.
+    /// Logs in by username or email, with the second factor when the
+    /// account has 2FA on.
+    ///
+    /// Failures (wrong password, wrong second factor) count per login
+    /// string whether or not it names an account (see [`LoginGuard`]), so a
+    /// known and an unknown login fail, lock and unlock alike.
+    ///
+    /// [`LoginGuard`]: crate::auth::LoginGuard
     pub async fn login(
         &self,
         login: &str,
         password: &str,
+        totp_code: Option<&str>,
         client: &Client,
     ) -> Result<Issued, AccountError> {
         let login = login.trim().to_lowercase();
-        let user = self.store.user_by_login(&login).await?;
-        let Some(user) = user else {
-            if let Some(left) = self.unknown_logins.locked_for(&login) {
-                return Err(AccountError::AccountLocked { retry_after: left });
-            }
-            // Same work as a wrong password, so timing does not tell.
-            self.hasher.verify(password, None).await?;
-            metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "invalid_credentials")
-                .increment(1);
-            if self.unknown_logins.record_failure(&login) {
-                metrics::counter!(telemetry::LOCKOUTS).increment(1);
-            }
-            self.audit(
-                "login_failed",
-                None,
-                Some(("login", login.clone())),
-                client,
-                json!({}),
-            )
-            .await;
-            return Err(AccountError::InvalidCredentials);
-        };
-        let now = Utc::now();
-        if let Some(until) = user.locked_until.filter(|until| *until > now) {
+        if let Some(left) = self.logins.locked_for(&login) {
             metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "locked").increment(1);
-            let left = (until - now).to_std().unwrap_or(Duration::from_secs(1));
             return Err(AccountError::AccountLocked { retry_after: left });
         }
-        if !self
+        let user = self.store.user_by_login(&login).await?;
+        // The same hashing work either way, so timing does not tell.
+        let verified = self
             .hasher
-            .verify(password, Some(&user.password_hash))
-            .await?
-        {
-            metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "invalid_credentials")
-                .increment(1);
-            let failure = self
-                .store
-                .record_login_failure(user.id, self.max_failures, later(self.lockout))
-                .await?;
-            self.audit(
-                "login_failed",
-                None,
-                Some(("user", user.id.to_string())),
-                client,
-                json!({}),
-            )
-            .await;
-            if let Some(until) = failure.locked_until {
-                metrics::counter!(telemetry::LOCKOUTS).increment(1);
-                self.audit(
-                    "lockout",
-                    None,
-                    Some(("user", user.id.to_string())),
-                    client,
-                    json!({"locked_until": until.to_rfc3339()}),
-                )
-                .await;
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await?;
+        let user = match user {
+            Some(user) if verified => user,
+            user => {
+                self.login_failed(&login, user.as_ref(), client).await;
+                return Err(AccountError::InvalidCredentials);
             }
-            return Err(AccountError::InvalidCredentials);
-        }
+        };
         match user.status {
             UserStatus::Active => {}
             UserStatus::Suspended => return Err(AccountError::AccountSuspended),
             UserStatus::Banned => return Err(AccountError::AccountBanned),
         }
-        if user.failed_logins > 0 || user.locked_until.is_some() {
-            self.store.clear_login_failures(user.id).await?;
+        if user.two_factor_enabled {
+            let Some(code) = totp_code.map(str::trim).filter(|c| !c.is_empty()) else {
+                metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "totp_required")
+                    .increment(1);
+                return Err(AccountError::TotpRequired);
+            };
+            if self
+                .check_second_factor(&user, code, client)
+                .await?
+                .is_none()
+            {
+                self.login_failed(&login, Some(&user), client).await;
+                return Err(AccountError::InvalidTotp { login: true });
+            }
         }
+        if self.policy.require_verified_email && !user.email_verified {
+            metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "email_not_verified")
+                .increment(1);
+            return Err(AccountError::EmailNotVerified);
+        }
+        self.logins
+            .clear([user.username.as_str(), user.email.as_str(), login.as_str()]);
         self.audit(
             "login",
             Some(user.id),
@@ -162,6 +146,37 @@ impl Accounts {
         self.open_session(user, client).await
     }
 
+    /// Counts a failed login (wrong password or second factor) against the
+    /// login string, and audits it (and the lockout it may cause).
+    async fn login_failed(&self, login: &str, user: Option<&User>, client: &Client) {
+        metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "invalid_credentials").increment(1);
+        let target = match user {
+            Some(user) => ("user", user.id.to_string()),
+            None => ("login", login.to_owned()),
+        };
+        let failure = self.logins.record_failure(login);
+        self.audit(
+            "login_failed",
+            None,
+            Some((target.0, target.1.clone())),
+            client,
+            json!({}),
+        )
+        .await;
+        if let Failure::Locked(_) = failure {
+            metrics::counter!(telemetry::LOCKOUTS).increment(1);
+            let until = later(self.logins.lockout());
+            self.audit(
+                "lockout",
+                None,
+                Some(target),
+                client,
+                json!({"locked_until": until.to_rfc3339(), "login": login}),
+            )
+            .await;
+        }
+    }
+
     /// Spends a refresh token for a new pair. A token presented twice
     /// revokes its whole session.
     pub async fn refresh(
@@ -170,11 +185,16 @@ impl Accounts {
         client: &Client,
     ) -> Result<Issued, AccountError> {
         let now = Utc::now();
+        let token_hash = hash_refresh_token(refresh_token);
+        if self.policy.session_idle.is_some() && self.refresh_of_idle_session(&token_hash).await? {
+            metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "idle_session").increment(1);
+            return Err(AccountError::InvalidRefreshToken);
+        }
         let replacement = new_refresh_token();
         let outcome = self
             .store
             .rotate_refresh_token(
-                &hash_refresh_token(refresh_token),
+                &token_hash,
                 NewRefreshToken {
                     token_hash: hash_refresh_token(&replacement),
                     // Ignored by the store: the token's own session is used.

@@ -53,6 +53,41 @@ pub enum AccountError {
     /// change is wrong.
     #[error("current password is incorrect")]
     InvalidPassword,
+    /// 401 `totp_required`: the password is right and the account has 2FA
+    /// on, but no `totp_code` came with it.
+    #[error("this account needs a two-factor code")]
+    TotpRequired,
+    /// `invalid_totp`: the code is wrong, or its step (or the recovery
+    /// code) was used before. 401 at login, 403 on the 2FA routes (the
+    /// caller is signed in; the code is what is wrong).
+    #[error("the two-factor code is invalid")]
+    InvalidTotp {
+        /// Whether this was a login (401) rather than a signed-in request (403).
+        login: bool,
+    },
+    /// 403 `email_not_verified`: `require_verified_email` is on and the
+    /// address is not verified yet.
+    #[error("verify your email address before signing in")]
+    EmailNotVerified,
+    /// 409 `conflict`: 2FA is already on.
+    #[error("two-factor authentication is already on")]
+    TwoFactorAlreadyOn,
+    /// 409 `conflict`: 2FA enable before setup.
+    #[error("set up two-factor authentication first")]
+    TwoFactorNotSetUp,
+    /// 409 `conflict`: 2FA is off.
+    #[error("two-factor authentication is not on")]
+    TwoFactorNotOn,
+    /// 400 `invalid_token`: a mailed token (verification, reset) that is
+    /// unknown, used, expired or superseded by a password change.
+    #[error("the token is invalid, used or expired")]
+    InvalidOneTimeToken,
+    /// 429 `rate_limited`: a per-address or per-user hourly limit.
+    #[error("too many requests; slow down")]
+    RateLimited {
+        /// Time until the next request is allowed.
+        retry_after: Duration,
+    },
     /// 403 `account_suspended`.
     #[error("this account is suspended")]
     AccountSuspended,

@@ -13,9 +13,12 @@
 //! - `error.rs`: [`AccountError`].
 
 mod credentials;
+mod email;
 mod error;
+mod policy;
 mod profile;
 mod sessions;
+mod two_factor;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,10 +30,14 @@ use parley_actors::store::{NewAuditEntry, NewRefreshToken, NewSession, Store, Us
 use serde_json::Value;
 
 pub use self::error::{AccountError, FieldError};
+pub use self::policy::Policy;
 pub use self::profile::ProfileChange;
+pub use self::two_factor::{RECOVERY_CODES, TotpSetup};
+use crate::auth::hourly::HourlyLimit;
 use crate::auth::tokens::{TokenError, hash_refresh_token, new_refresh_token};
-use crate::auth::{PasswordHasher, RevokedSessions, TokenKeys, UnknownLoginGuard};
+use crate::auth::{LoginGuard, PasswordHasher, RevokedSessions, TokenKeys};
 use crate::config::Settings;
+use crate::mail::Outbox;
 use crate::telemetry;
 
 /// Where a request came from, for sessions and the audit log.
@@ -79,9 +86,18 @@ pub struct Accounts {
     /// `sid` must name a live session of its `sub`; known sessions are
     /// checked in memory, unknown ones once against the store.
     live: Arc<dashmap::DashMap<SessionId, UserId>>,
-    unknown_logins: UnknownLoginGuard,
-    max_failures: u32,
-    lockout: Duration,
+    /// Failed logins per login string, known or not (see [`LoginGuard`]).
+    logins: LoginGuard,
+    /// The settings' account policy.
+    policy: Policy,
+    /// Where mail goes (sent after the request that asked for it).
+    outbox: Outbox,
+    /// Password reset requests per address (`password_forgot_per_address_per_hour`).
+    forgot_limit: HourlyLimit<String>,
+    /// Verification mails per user (`email_resend_per_hour`).
+    resend_limit: HourlyLimit<UserId>,
+    /// When each session was last written as used (idle policy only).
+    touched: Arc<dashmap::DashMap<SessionId, std::time::Instant>>,
     refresh_ttl: Duration,
 }
 
@@ -98,6 +114,7 @@ impl Accounts {
         hasher: PasswordHasher,
         keys: TokenKeys,
         revoked: RevokedSessions,
+        outbox: Outbox,
     ) -> Self {
         let lockout = Duration::from_secs(settings.login_lockout_secs);
         Self {
@@ -106,11 +123,37 @@ impl Accounts {
             keys,
             revoked,
             live: Arc::default(),
-            unknown_logins: UnknownLoginGuard::new(settings.login_max_failures, lockout),
-            max_failures: settings.login_max_failures,
-            lockout,
+            logins: LoginGuard::new(settings.login_max_failures, lockout),
+            policy: Policy::from_settings(settings),
+            outbox,
+            forgot_limit: HourlyLimit::new(settings.password_forgot_per_address_per_hour),
+            resend_limit: HourlyLimit::new(settings.email_resend_per_hour),
+            touched: Arc::default(),
             refresh_ttl: Duration::from_secs(settings.refresh_token_ttl_secs),
         }
+    }
+
+    /// The access-token keys.
+    pub fn keys(&self) -> &TokenKeys {
+        &self.keys
+    }
+
+    /// The account policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The mail outbox (flushed at shutdown).
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// A user that must exist (the caller's own account).
+    async fn user(&self, id: UserId) -> Result<User, AccountError> {
+        self.store
+            .user_by_id(id)
+            .await?
+            .ok_or(AccountError::Unauthenticated)
     }
 
     /// The in-memory revocation view.
@@ -128,7 +171,9 @@ impl Accounts {
     /// Periodic upkeep: prune the in-memory views.
     pub fn prune(&self) {
         self.revoked.prune(self.keys.ttl());
-        self.unknown_logins.prune();
+        self.logins.prune();
+        self.forgot_limit.prune();
+        self.resend_limit.prune();
     }
 
     /// Checks an access token: signature, expiry, issuer, audience, that its
@@ -169,6 +214,7 @@ impl Accounts {
             metrics::counter!(telemetry::AUTH_FAILURES, "reason" => "invalid").increment(1);
             return Err(AccountError::InvalidToken("access token is invalid"));
         }
+        self.touch(claims.sid).await;
         Ok(Identity {
             user_id: claims.sub,
             username: claims.username,
@@ -232,6 +278,7 @@ impl Accounts {
     }
 
     async fn open_session(&self, user: User, client: &Client) -> Result<Issued, AccountError> {
+        self.make_room_for_a_session(user.id, client).await?;
         let now = Utc::now();
         let session_id = SessionId::new();
         let refresh_token = new_refresh_token();

@@ -1,4 +1,5 @@
-//! Access tokens (JWT, HS256) and refresh tokens (opaque, stored hashed).
+//! Access tokens (JWT, signed by the [`KeyRing`]: HS256 or EdDSA, with a
+//! `kid`) and refresh tokens (opaque, stored hashed).
 
 use std::io::Write;
 use std::path::Path;
@@ -7,12 +8,13 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Header, Validation};
 use parley_actors::domain::{Role, SessionId, UserId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::keys::{KeyRing, LEEWAY_SECS};
 use crate::config::Secret;
 
 /// The claims of an access token, exactly as the contract lists them.
@@ -46,9 +48,7 @@ pub enum TokenError {
 /// Signs and checks access tokens.
 #[derive(Clone)]
 pub struct TokenKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    ring: KeyRing,
     issuer: String,
     audience: String,
     ttl: Duration,
@@ -57,25 +57,24 @@ pub struct TokenKeys {
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenKeys")
+            .field("ring", &self.ring)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("ttl", &self.ttl)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
 impl TokenKeys {
-    /// Keys for HS256 with the given secret.
+    /// Keys for HS256 with the given secret alone.
     pub fn new(secret: &Secret, issuer: &str, audience: &str, ttl: Duration) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        Self::with_ring(KeyRing::hs256(secret, ttl), issuer, audience, ttl)
+    }
+
+    /// Keys from a key ring.
+    pub fn with_ring(ring: KeyRing, issuer: &str, audience: &str, ttl: Duration) -> Self {
         Self {
-            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
-            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
-            validation,
+            ring,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl,
@@ -87,7 +86,13 @@ impl TokenKeys {
         self.ttl
     }
 
-    /// Mints an access token.
+    /// The key ring (for the JWKS document).
+    pub fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    /// Mints an access token, signed by the current key and naming it in
+    /// the header's `kid`.
     pub fn issue(
         &self,
         user: UserId,
@@ -107,13 +112,31 @@ impl TokenKeys {
             aud: self.audience.clone(),
             jti: Uuid::now_v7().to_string(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        let key = self.ring.signing_key();
+        let mut header = Header::new(key.algorithm);
+        header.kid = Some(key.kid);
+        jsonwebtoken::encode(&header, &claims, &key.encoding)
             .map_err(|e| TokenError::Invalid(e.to_string()))
     }
 
-    /// Checks signature, expiry, issuer and audience.
+    /// Checks the key named by `kid` (known and not dropped; its algorithm
+    /// is the only one accepted), the signature, expiry, issuer and audience.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let kid = header
+            .kid
+            .ok_or_else(|| TokenError::Invalid("no kid".to_owned()))?;
+        let key = self
+            .ring
+            .verifying_key(&kid)
+            .ok_or_else(|| TokenError::Invalid("unknown or dropped kid".to_owned()))?;
+        let mut validation = Validation::new(key.algorithm);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECS;
+        jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,

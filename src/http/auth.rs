@@ -72,7 +72,8 @@ pub struct LoginRequest {
     /// Username or email, case-insensitive.
     pub login: String,
     pub password: String,
-    /// Required once two-factor authentication is on.
+    /// Required once two-factor authentication is on: a current 6-digit
+    /// code, or an unused recovery code.
     pub totp_code: Option<String>,
 }
 
@@ -80,8 +81,8 @@ pub struct LoginRequest {
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, body = TokenResponse),
-        (status = 401, description = "invalid_credentials", body = ErrorEnvelope),
-        (status = 403, description = "account_suspended / account_banned", body = ErrorEnvelope),
+        (status = 401, description = "invalid_credentials / totp_required / invalid_totp", body = ErrorEnvelope),
+        (status = 403, description = "account_suspended / account_banned / email_not_verified", body = ErrorEnvelope),
         (status = 423, description = "account_locked, with details.retry_after", body = ErrorEnvelope),
         (status = 429, description = "rate limited", body = ErrorEnvelope),
     ))]
@@ -91,12 +92,14 @@ async fn login(
     client: Client,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    // Two-factor authentication arrives with its own issue; until then no
-    // account can have it on, so `totp_code` is accepted and not needed.
-    let _ = body.totp_code;
     let issued = state
         .accounts
-        .login(&body.login, &body.password, &client)
+        .login(
+            &body.login,
+            &body.password,
+            body.totp_code.as_deref(),
+            &client,
+        )
         .await?;
     Ok(Json(issued.into()))
 }

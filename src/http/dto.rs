@@ -19,6 +19,9 @@ pub struct Profile {
     pub id: String,
     pub username: String,
     pub email: String,
+    /// Whether the address has been verified (a verification mail's token
+    /// was spent).
+    pub email_verified: bool,
     pub display_name: Option<String>,
     pub bio: Option<String>,
     pub avatar_url: Option<String>,
@@ -37,6 +40,7 @@ impl From<User> for Profile {
             id: u.id.to_string(),
             username: u.username.to_string(),
             email: u.email.to_string(),
+            email_verified: u.email_verified,
             display_name: u.display_name,
             bio: u.bio,
             avatar_url: u.avatar_url,

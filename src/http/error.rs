@@ -42,6 +42,24 @@ pub enum ApiError {
     /// 403: not allowed.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// 401 `totp_required`: 2FA is on and no code was given.
+    #[error("this account needs a two-factor code")]
+    TotpRequired,
+    /// 401 or 403 `invalid_totp`: a wrong or reused second factor (401 at
+    /// login, 403 on signed-in requests).
+    #[error("the two-factor code is invalid")]
+    InvalidTotp(StatusCode),
+    /// 403 `email_not_verified`.
+    #[error("verify your email address before signing in")]
+    EmailNotVerified,
+    /// 403 `two_factor_required`: `admin_require_2fa` is on and this admin
+    /// has no 2FA.
+    #[error("turn on two-factor authentication to use the admin routes")]
+    TwoFactorRequired,
+    /// 400 `invalid_token`: a mailed one-time token that is unknown, used,
+    /// expired or superseded.
+    #[error("the token is invalid, used or expired")]
+    InvalidOneTimeToken,
     /// 403: the account is suspended.
     #[error("this account is suspended")]
     AccountSuspended,
@@ -128,6 +146,11 @@ impl ApiError {
             InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials", None),
             InvalidRefreshToken => (StatusCode::UNAUTHORIZED, "invalid_refresh_token", None),
             InvalidPassword => (StatusCode::FORBIDDEN, "invalid_password", None),
+            TotpRequired => (StatusCode::UNAUTHORIZED, "totp_required", None),
+            InvalidTotp(status) => (*status, "invalid_totp", None),
+            EmailNotVerified => (StatusCode::FORBIDDEN, "email_not_verified", None),
+            TwoFactorRequired => (StatusCode::FORBIDDEN, "two_factor_required", None),
+            InvalidOneTimeToken => (StatusCode::BAD_REQUEST, "invalid_token", None),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
             Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
             AccountSuspended => (StatusCode::FORBIDDEN, "account_suspended", None),
@@ -232,6 +255,15 @@ impl From<AccountError> for ApiError {
                 Self::Validation { fields }
             }
             A::AccountLocked { retry_after } => Self::AccountLocked { retry_after },
+            A::TotpRequired => Self::TotpRequired,
+            A::InvalidTotp { login: true } => Self::InvalidTotp(StatusCode::UNAUTHORIZED),
+            A::InvalidTotp { login: false } => Self::InvalidTotp(StatusCode::FORBIDDEN),
+            A::EmailNotVerified => Self::EmailNotVerified,
+            A::TwoFactorAlreadyOn => Self::ConflictWith("two-factor authentication is already on"),
+            A::TwoFactorNotSetUp => Self::ConflictWith("set up two-factor authentication first"),
+            A::TwoFactorNotOn => Self::ConflictWith("two-factor authentication is not on"),
+            A::InvalidOneTimeToken => Self::InvalidOneTimeToken,
+            A::RateLimited { retry_after } => Self::RateLimited { retry_after },
             A::Internal(cause) => Self::Internal(cause),
         }
     }

@@ -219,7 +219,8 @@ async fn stored_role(state: &AppState, auth: &AuthUser) -> Result<Option<Role>, 
 
 /// An authenticated caller who is an active admin, checked in the store on
 /// every request so that a demoted admin loses access at once. Anyone else
-/// (moderators included) gets 403; no token, 401.
+/// (moderators included) gets 403; no token, 401. With `admin_require_2fa`
+/// on, an admin without 2FA gets 403 `two_factor_required`.
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub AuthUser);
 
@@ -231,8 +232,15 @@ impl FromRequestParts<AppState> for AdminUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let auth = AuthUser::from_request_parts(parts, state).await?;
-        match stored_role(state, &auth).await? {
-            Some(Role::Admin) => Ok(Self(auth)),
+        match state.store.user_by_id(auth.user_id).await? {
+            Some(user) if user.status == UserStatus::Active && user.role == Role::Admin => {
+                // `admin_require_2fa`: turning 2FA on (`/auth/2fa/*`) is not
+                // an admin route, so an admin can always get out of this.
+                if state.settings.admin_require_2fa && !user.two_factor_enabled {
+                    return Err(ApiError::TwoFactorRequired);
+                }
+                Ok(Self(auth))
+            }
             _ => Err(ApiError::Forbidden("admin role required")),
         }
     }

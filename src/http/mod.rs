@@ -2,6 +2,7 @@
 //! assembled here with the cross-cutting layers (request ids, the error
 //! envelope, metrics, rate limits, security headers, CORS, body limits).
 
+pub mod account_mail;
 pub mod admin;
 pub mod auth;
 pub mod dto;
@@ -16,6 +17,7 @@ pub mod rooms;
 pub mod sessions;
 pub mod settings;
 pub mod state;
+pub mod two_factor;
 pub mod users;
 pub mod web;
 pub mod ws;
@@ -94,7 +96,13 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         limiter: state.limits.login.clone(),
         trust_forwarded_for: trust,
     };
+    let forgot_limit = IpLimit {
+        limiter: state.limits.forgot.clone(),
+        trust_forwarded_for: trust,
+    };
     let authed = auth::authed_router()
+        .merge(two_factor::router())
+        .merge(account_mail::authed_router())
         .merge(sessions::router())
         .merge(users::router())
         .merge(settings::router())
@@ -107,7 +115,12 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .route_layer(middleware::from_fn_with_state(register_limit, limit_by_ip))
         .merge(
             auth::login_router()
+                .merge(account_mail::public_router())
                 .route_layer(middleware::from_fn_with_state(login_limit, limit_by_ip)),
+        )
+        .merge(
+            account_mail::forgot_router()
+                .route_layer(middleware::from_fn_with_state(forgot_limit, limit_by_ip)),
         )
         .merge(authed);
     OpenApiRouter::with_openapi(ApiDoc::openapi())

@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(ready))
+        .routes(routes!(jwks))
 }
 
 /// Liveness and readiness answer.
@@ -43,6 +44,30 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
         uptime_s: state.started.elapsed().as_secs(),
         checks: json!({}),
     })
+}
+
+/// A JSON Web Key Set (RFC 7517).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Jwks {
+    /// Ed25519 public keys (`kty` `OKP`, `crv` `Ed25519`, `alg` `EdDSA`,
+    /// `use` `sig`, `kid`, `x`): the current signing key and retired keys
+    /// whose tokens may still be valid. Empty when tokens are signed with
+    /// HS256 (a shared secret is never published).
+    #[schema(value_type = Vec<Object>)]
+    pub keys: serde_json::Value,
+}
+
+/// The public keys that verify Parley's access tokens (pick by the token's `kid`).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations",
+    responses((status = 200, body = Jwks)))]
+async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
+    let set = state.accounts.keys().ring().jwks();
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(Jwks {
+            keys: set["keys"].clone(),
+        }),
+    )
 }
 
 /// Readiness: the database answers within 2 s.

@@ -95,6 +95,20 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         }
     }
 
+    /// A limiter of `per_hour` requests an hour per key, all of them usable
+    /// in a burst.
+    pub fn per_hour(per_hour: u32, scope: &'static str) -> Self {
+        let quota = Quota::per_hour(NonZeroU32::new(per_hour.max(1)).unwrap_or(NonZeroU32::MIN));
+        Self {
+            limiter: Arc::new(
+                DefaultKeyedRateLimiter::keyed(quota)
+                    .with_middleware::<StateInformationMiddleware>(),
+            ),
+            quota,
+            scope,
+        }
+    }
+
     /// Counts one request for `key`.
     pub fn check(&self, key: &K) -> Result<RateInfo, Refusal> {
         let limit = self.quota.burst_size().get();

@@ -34,6 +34,8 @@ pub struct Limits {
     pub api: KeyedLimiter<UserId>,
     /// Reports per user.
     pub reports: KeyedLimiter<UserId>,
+    /// Password reset requests per IP.
+    pub forgot: KeyedLimiter<IpAddr>,
 }
 
 impl Limits {
@@ -44,6 +46,7 @@ impl Limits {
             login: KeyedLimiter::per_minute(settings.login_per_minute, "login"),
             api: KeyedLimiter::per_minute(settings.api_per_minute, "api"),
             reports: KeyedLimiter::per_minute(REPORTS_PER_MINUTE, "reports"),
+            forgot: KeyedLimiter::per_hour(settings.password_forgot_per_ip_per_hour, "forgot"),
         }
     }
 
@@ -53,6 +56,7 @@ impl Limits {
         self.login.retain_recent();
         self.api.retain_recent();
         self.reports.retain_recent();
+        self.forgot.retain_recent();
     }
 }
 

@@ -5,9 +5,10 @@
 //! to date; [`migrate_up`] and [`migrate_down`] back the `parley migrate` CLI.
 //!
 //! Where things are:
-//! - `sql/`: the SQL, one file per record kind (`users.rs`, `sessions.rs`,
-//!   `audit.rs`, `rooms.rs`, `members.rs`, `invites.rs`, `messages.rs`,
-//!   `reactions.rs`, `search.rs`, `blocks.rs`, `settings.rs`, `reports.rs`), run unchanged by both
+//! - `sql/`: the SQL, one file per record kind (`users.rs`,
+//!   `two_factor.rs`, `account_tokens.rs`, `sessions.rs`, `audit.rs`,
+//!   `rooms.rs`, `members.rs`, `invites.rs`, `messages.rs`, `reactions.rs`,
+//!   `search.rs`, `blocks.rs`, `settings.rs`, `reports.rs`), run unchanged by both
 //!   databases; `sql/store.rs` hands the store traits' methods to them.
 //! - `rows.rs`: the row each table returns and its conversion; ids are UUID
 //!   text and times unix milliseconds in both schemas.

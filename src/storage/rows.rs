@@ -50,7 +50,8 @@ pub(super) fn parse_ip(column: &str, value: Option<&str>) -> StoreResult<Option<
 macro_rules! user_columns {
     () => {
         "id, username, email, password_hash, display_name, bio, avatar_url, role, status, \
-         two_factor_enabled, failed_logins, locked_until, created_at, updated_at"
+         two_factor_enabled, (email_verified_at is not null) as email_verified, failed_logins, \
+         locked_until, created_at, updated_at"
     };
 }
 
@@ -74,6 +75,7 @@ pub(super) struct UserRow {
     role: String,
     status: String,
     two_factor_enabled: bool,
+    email_verified: bool,
     failed_logins: i32,
     locked_until: Option<i64>,
     created_at: i64,
@@ -99,6 +101,7 @@ impl UserRow {
             role: parse_col("users.role", &self.role)?,
             status: parse_col("users.status", &self.status)?,
             two_factor_enabled: self.two_factor_enabled,
+            email_verified: self.email_verified,
             failed_logins: u32::try_from(self.failed_logins).map_err(|_| {
                 StoreError::Other(format!("stored failed_logins {} < 0", self.failed_logins))
             })?,

@@ -134,8 +134,41 @@ async fn after_the_allowed_failures_even_the_right_password_gets_account_locked(
 
     let right = Reply::of(app.login("alice", PASSWORD).await).await;
     assert_locked(&right, 600);
-    let wrong = Reply::of(app.login("ALICE@example.com", "Wrong-Horse-42").await).await;
+    let wrong = Reply::of(app.login("ALICE", "Wrong-Horse-42").await).await;
     assert_locked(&wrong, 600);
+}
+
+/// Fails `first` three times and `second` twice, then tries `first` once
+/// more; returns the statuses of the last try of each.
+async fn probe_pairing(
+    app: &crate::helpers::TestApp,
+    first: &str,
+    second: &str,
+) -> (StatusCode, StatusCode) {
+    for _ in 0..3 {
+        app.login(first, "Wrong-Horse-42").await;
+    }
+    for _ in 0..2 {
+        app.login(second, "Wrong-Horse-42").await;
+    }
+    let first_again = Reply::of(app.login(first, "Wrong-Horse-42").await).await;
+    let second_again = Reply::of(app.login(second, "Wrong-Horse-42").await).await;
+    (first_again.status, second_again.status)
+}
+
+#[tokio::test]
+async fn failures_do_not_reveal_which_username_and_email_belong_together() {
+    // Counted per account, the username's and the email's failures would
+    // add up to a lock only when they are one account's: a tell. Counted per
+    // login string, a real pair and a made-up pair behave the same.
+    let app = spawn_app().await;
+    app.register_user("alice").await;
+
+    let real = probe_pairing(&app, "alice", "alice@example.com").await;
+    let made_up = probe_pairing(&app, "mallory", "mallory@example.com").await;
+
+    assert_eq!(real, made_up, "a real pair and a made-up pair look alike");
+    assert_eq!(real, (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
 }
 
 #[tokio::test]

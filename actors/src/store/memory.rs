@@ -21,9 +21,10 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AuditEntry, AuditFilter, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member,
-    Membership, Message, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom,
-    NewSession, NewUser, PoolStats, ProfilePatch, RefreshOutcome, Report, Room, RoomPatch, Session,
-    Store, StoreError, StoreResult, UNREAD_WINDOW, User, UserActivity, UserFilter,
+    Membership, Message, NewAccountToken, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken,
+    NewRoom, NewSession, NewUser, PoolStats, ProfilePatch, RefreshOutcome, Report, Room, RoomPatch,
+    Session, Store, StoreError, StoreResult, TotpState, UNREAD_WINDOW, User, UserActivity,
+    UserFilter,
 };
 use crate::domain::{
     Emoji, InviteId, InviteStatus, MessageBody, MessageId, Role, RoomId, RoomRole, SessionId,
@@ -715,6 +716,7 @@ impl Store for MemoryStore {
             role: new.role,
             status: UserStatus::Active,
             two_factor_enabled: false,
+            email_verified: false,
             failed_logins: 0,
             locked_until: None,
             created_at: new.created_at,
@@ -916,6 +918,67 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn totp_state(&self, _user_id: UserId) -> StoreResult<Option<TotpState>> {
+        Err(unkept("two-factor state"))
+    }
+
+    async fn set_totp_secret(
+        &self,
+        _user_id: UserId,
+        _secret: &str,
+        _at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        Err(unkept("two-factor state"))
+    }
+
+    async fn enable_totp(
+        &self,
+        _user_id: UserId,
+        _step: u64,
+        _recovery_code_hashes: &[String],
+        _at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        Err(unkept("two-factor state"))
+    }
+
+    async fn claim_totp_step(&self, _user_id: UserId, _step: u64) -> StoreResult<bool> {
+        Err(unkept("two-factor state"))
+    }
+
+    async fn use_recovery_code(
+        &self,
+        _user_id: UserId,
+        _code_hash: &str,
+        _at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        Err(unkept("recovery codes"))
+    }
+
+    async fn recovery_codes_left(&self, _user_id: UserId) -> StoreResult<u32> {
+        Err(unkept("recovery codes"))
+    }
+
+    async fn disable_totp(&self, _user_id: UserId, _at: DateTime<Utc>) -> StoreResult<()> {
+        Err(unkept("two-factor state"))
+    }
+
+    async fn create_account_token(&self, _new: NewAccountToken) -> StoreResult<()> {
+        Err(unkept("mailed tokens"))
+    }
+
+    async fn consume_account_token(
+        &self,
+        _token_hash: &str,
+        _purpose: &str,
+        _at: DateTime<Utc>,
+    ) -> StoreResult<Option<(UserId, String)>> {
+        Err(unkept("mailed tokens"))
+    }
+
+    async fn mark_email_verified(&self, _user_id: UserId, _at: DateTime<Utc>) -> StoreResult<()> {
+        Err(unkept("email verification"))
+    }
+
     async fn create_session(
         &self,
         _new: NewSession,
@@ -941,6 +1004,18 @@ impl Store for MemoryStore {
         &self,
         _since: DateTime<Utc>,
     ) -> StoreResult<Vec<(SessionId, UserId)>> {
+        Err(unkept("sessions"))
+    }
+
+    async fn session_by_refresh_token(&self, _token_hash: &str) -> StoreResult<Option<Session>> {
+        Err(unkept("sessions"))
+    }
+
+    async fn idle_sessions(
+        &self,
+        _before: DateTime<Utc>,
+        _limit: u32,
+    ) -> StoreResult<Vec<SessionId>> {
         Err(unkept("sessions"))
     }
 

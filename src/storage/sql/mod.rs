@@ -1,4 +1,6 @@
 //! The SQL both databases run, one file per record kind: `users.rs`,
+//! `two_factor.rs` (TOTP state, recovery codes), `account_tokens.rs`
+//! (mailed one-time tokens, email verification),
 //! `sessions.rs` (sessions and their refresh tokens), `audit.rs`,
 //! `rooms.rs`, `members.rs` (members, read markers, bans), `invites.rs`,
 //! `messages.rs` (the group commit and the message history),
@@ -30,6 +32,7 @@ use sqlx::{Database, Executor, FromRow, Pool, Transaction};
 use super::{Db, SqlStore};
 use crate::storage::errors::db_err;
 
+mod account_tokens;
 mod audit;
 mod blocks;
 mod invites;
@@ -42,6 +45,7 @@ mod search;
 mod sessions;
 mod settings;
 mod store;
+mod two_factor;
 mod users;
 
 /// The bind arguments of a statement on [`Db`].

@@ -118,6 +118,41 @@ impl SqlStore {
             .collect()
     }
 
+    /// The session a refresh token belongs to (spent or not).
+    pub(super) async fn session_by_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<Session>> {
+        sqlx::query_as::<_, SessionRow>(concat!(
+            "select ",
+            session_columns!(),
+            " from sessions where id = \
+               (select session_id from refresh_tokens where token_hash = $1)"
+        ))
+        .bind(token_hash)
+        .optional_into(&self.pool, SessionRow::into_session)
+        .await
+    }
+
+    /// Live sessions not seen since `before`, oldest first, at most `limit`.
+    pub(super) async fn idle_sessions(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<SessionId>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "select id from sessions where revoked_at is null and last_seen_at < $1 \
+             order by last_seen_at limit $2",
+        )
+        .bind(to_ms(before))
+        .bind(i64::from(limit))
+        .all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id,)| parse_col("sessions.id", &id))
+            .collect()
+    }
+
     /// Spends the refresh token whose hash is `token_hash` and stores
     /// `replacement` in its place, atomically: two concurrent calls with the
     /// same token cannot both rotate. A token already spent revokes its

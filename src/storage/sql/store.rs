@@ -12,9 +12,9 @@ use parley_actors::domain::{
 };
 use parley_actors::store::{
     AuditEntry, AuditFilter, Block, ChatStore, Created, HistoryQuery, Invite, LoginFailure, Member,
-    Membership, Message, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken, NewRoom,
-    NewSession, NewUser, PoolStats, ProfilePatch, RefreshOutcome, Report, Room, RoomPatch, Session,
-    Store, StoreResult, User, UserActivity, UserFilter,
+    Membership, Message, NewAccountToken, NewAuditEntry, NewInvite, NewMessage, NewRefreshToken,
+    NewRoom, NewSession, NewUser, PoolStats, ProfilePatch, RefreshOutcome, Report, Room, RoomPatch,
+    Session, Store, StoreResult, TotpState, User, UserActivity, UserFilter,
 };
 
 use parley_actors::settings::UserSettings;
@@ -374,6 +374,69 @@ impl Store for SqlStore {
         SqlStore::put_user_settings(self, id, settings, at).await
     }
 
+    // ---- two-factor authentication --------------------------------------
+    async fn totp_state(&self, user_id: UserId) -> StoreResult<Option<TotpState>> {
+        SqlStore::totp_state(self, user_id).await
+    }
+
+    async fn set_totp_secret(
+        &self,
+        user_id: UserId,
+        secret: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        SqlStore::set_totp_secret(self, user_id, secret, at).await
+    }
+
+    async fn enable_totp(
+        &self,
+        user_id: UserId,
+        step: u64,
+        recovery_code_hashes: &[String],
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        SqlStore::enable_totp(self, user_id, step, recovery_code_hashes, at).await
+    }
+
+    async fn claim_totp_step(&self, user_id: UserId, step: u64) -> StoreResult<bool> {
+        SqlStore::claim_totp_step(self, user_id, step).await
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: UserId,
+        code_hash: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        SqlStore::use_recovery_code(self, user_id, code_hash, at).await
+    }
+
+    async fn recovery_codes_left(&self, user_id: UserId) -> StoreResult<u32> {
+        SqlStore::recovery_codes_left(self, user_id).await
+    }
+
+    async fn disable_totp(&self, user_id: UserId, at: DateTime<Utc>) -> StoreResult<()> {
+        SqlStore::disable_totp(self, user_id, at).await
+    }
+
+    // ---- mailed one-time tokens, email verification ------------------------
+    async fn create_account_token(&self, new: NewAccountToken) -> StoreResult<()> {
+        SqlStore::create_account_token(self, new).await
+    }
+
+    async fn consume_account_token(
+        &self,
+        token_hash: &str,
+        purpose: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<(UserId, String)>> {
+        SqlStore::consume_account_token(self, token_hash, purpose, at).await
+    }
+
+    async fn mark_email_verified(&self, user_id: UserId, at: DateTime<Utc>) -> StoreResult<()> {
+        SqlStore::mark_email_verified(self, user_id, at).await
+    }
+
     // ---- sessions and refresh tokens ------------------------------------
     async fn create_session(
         &self,
@@ -401,6 +464,18 @@ impl Store for SqlStore {
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<(SessionId, UserId)>> {
         SqlStore::sessions_revoked_since(self, since).await
+    }
+
+    async fn session_by_refresh_token(&self, token_hash: &str) -> StoreResult<Option<Session>> {
+        SqlStore::session_by_refresh_token(self, token_hash).await
+    }
+
+    async fn idle_sessions(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<SessionId>> {
+        SqlStore::idle_sessions(self, before, limit).await
     }
 
     async fn rotate_refresh_token(

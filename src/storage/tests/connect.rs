@@ -34,19 +34,22 @@ pub(super) async fn migrations_go_down_and_up_again(url: String, store: Arc<dyn 
     let room_id = store.create_room(room.clone()).await.expect("room").id;
 
     // The migrations after the accounts: the chat tables (SQLite has a
-    // third, which moved full-text search into a file of its own), users'
-    // settings and reports.
+    // third, which moved full-text search into a file of its own), 0004
+    // (2FA, mailed tokens), users' settings and reports.
     let chat: Vec<i64> = match Backend::of(&url).expect("backend") {
-        Backend::Sqlite => vec![6, 5, 3, 2],
-        Backend::Postgres => vec![6, 5, 2],
+        Backend::Sqlite => vec![6, 5, 4, 3, 2],
+        Backend::Postgres => vec![6, 5, 4, 2],
     };
     let steps = u32::try_from(chat.len()).expect("few");
     // These steps take the chat tables and leave the accounts.
     assert_eq!(migrate_down(&url, steps).await.expect("down"), chat);
     let err = store.room_by_id(room_id).await.expect_err("no rooms table");
     assert!(matches!(err, StoreError::Other(_)), "{err:?}");
-    assert!(store.user_by_id(id).await.expect("read").is_some());
     migrate_up(&url).await.expect("up");
+    assert!(
+        store.user_by_id(id).await.expect("read").is_some(),
+        "the account outlived the trip down and up"
+    );
     assert_eq!(store.room_by_id(room_id).await.expect("read"), None);
     store.create_room(room).await.expect("room again");
 

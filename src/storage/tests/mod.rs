@@ -21,6 +21,7 @@ use parley_actors::store::{
     Room, Session, Store,
 };
 
+mod account_tokens;
 mod audit;
 mod blocks;
 mod connect;
@@ -33,6 +34,7 @@ mod search;
 mod sessions;
 mod settings;
 mod sqlite;
+mod two_factor;
 mod unread;
 mod users;
 
@@ -96,11 +98,16 @@ macro_rules! store_test_suite {
             users::login_failures_lock_the_account_at_the_threshold,
             users::role_status_and_password_changes_are_stored,
             users::the_user_list_filters_pages_and_counts_activity,
+            two_factor::totp_is_set_up_enabled_and_disabled,
+            two_factor::a_totp_step_and_a_recovery_code_are_good_once,
+            account_tokens::a_token_is_spent_once_before_expiry_for_its_purpose,
+            account_tokens::an_address_is_marked_verified,
             sessions::a_rotated_token_presented_again_revokes_its_session,
             sessions::expired_refresh_tokens_are_dead_and_left_unchanged,
             sessions::concurrent_rotations_of_one_token_rotate_it_once,
             sessions::live_sessions_page_newest_first_after_the_cursor,
             sessions::touching_a_session_only_moves_last_seen_forward,
+            sessions::idle_sessions_and_the_session_of_a_refresh_token_are_found,
             sessions::revoking_all_sessions_keeps_the_current_one,
             audit::audit_entries_are_listed_newest_first,
             connect::a_closed_store_is_unavailable,

@@ -329,3 +329,48 @@ pub(super) async fn revoking_all_sessions_keeps_the_current_one(_: String, store
             .expect("unknown")
     );
 }
+
+pub(super) async fn idle_sessions_and_the_session_of_a_refresh_token_are_found(
+    _: String,
+    store: Arc<dyn Store>,
+) {
+    let (_, quiet) = user_with_session(&*store, "kim", "hash-quiet").await;
+    let (_, busy) = user_with_session(&*store, "lou", "hash-busy").await;
+    store
+        .touch_session(busy.id, t(9000), None)
+        .await
+        .expect("touch");
+
+    assert_eq!(
+        store.idle_sessions(t(5000), 10).await.expect("idle"),
+        vec![quiet.id]
+    );
+    assert_eq!(
+        store.idle_sessions(t(10_000), 1).await.expect("idle"),
+        vec![quiet.id],
+        "oldest first, at most the limit"
+    );
+    store
+        .revoke_session(quiet.id, "logout", t(9500))
+        .await
+        .expect("revoke");
+    assert_eq!(
+        store.idle_sessions(t(10_000), 10).await.expect("idle"),
+        vec![busy.id],
+        "revoked sessions are not idle ones"
+    );
+
+    let found = store
+        .session_by_refresh_token("hash-busy")
+        .await
+        .expect("by token")
+        .expect("found");
+    assert_eq!(found.id, busy.id);
+    assert_eq!(
+        store
+            .session_by_refresh_token("no-such-hash")
+            .await
+            .expect("by token"),
+        None
+    );
+}
